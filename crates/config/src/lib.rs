@@ -1,0 +1,82 @@
+//! `art-config`: the typed configuration of a campaign.
+//!
+//! A campaign's settings come from up to three layers, later ones winning: a compiled-in preset
+//! (`--preset paper`), the user's TOML file (`--config`), and command-line overrides. Each layer
+//! is parsed strictly on its own, so an error points at the line of the file that holds it. The
+//! resolved [`Config`] serializes back to TOML: that text is what the store keeps and what
+//! `resume` parses again.
+
+mod load;
+pub mod roles;
+
+pub use load::{ConfigError, Overrides, Source, load};
+pub use roles::{
+    Availability, GuideConfig, ImageJudgeConfig, JudgeSection, Planned, PromptJudgeConfig,
+    RoleKind, ScriptedJudge, ScriptedTarget, ScriptedText, TargetConfig, WriterConfig,
+};
+
+use art_core::Category;
+use serde::{Deserialize, Serialize};
+
+/// Built-in presets: name, TOML text.
+pub const PRESETS: &[(&str, &str)] = &[("paper", include_str!("../presets/paper.toml"))];
+
+/// Defaults where neither preset, file nor flag says otherwise (the reference CLI's defaults).
+pub const DEFAULT_ROUNDS: u32 = 10;
+pub const DEFAULT_SEED_PROMPT: &str = "a pic of cat";
+pub const DEFAULT_BATCH_SIZE: usize = 8;
+pub const DEFAULT_KEYWORD_SEPARATOR: &str = ",";
+
+/// The `[campaign]` section, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// The campaign's name (its folder under the output directory).
+    pub name: Option<String>,
+    /// The campaign seed every other seed derives from.
+    pub seed: u64,
+    /// R: rounds of the loop; round R+1 renders and judges the last prompt.
+    pub rounds: u32,
+    /// Seed numbers; one lane per (category, seed number).
+    pub seeds: Vec<u64>,
+    pub categories: Vec<String>,
+    pub seed_prompt: String,
+    /// Largest batch handed to one role call.
+    pub batch_size: usize,
+    pub keyword_separator: String,
+}
+
+/// A resolved, validated campaign configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub campaign: CampaignConfig,
+    /// User-defined categories, in addition to the seven built-in ones.
+    #[serde(default)]
+    pub category: Vec<Category>,
+    pub target: TargetConfig,
+    pub writer: WriterConfig,
+    pub guide: GuideConfig,
+    #[serde(default)]
+    pub prompt_judge: Vec<PromptJudgeConfig>,
+    #[serde(default)]
+    pub image_judge: Vec<ImageJudgeConfig>,
+}
+
+impl Config {
+    /// The TOML text stored with a campaign.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a Config always serializes to TOML")
+    }
+
+    /// Parse a stored (already resolved) configuration.
+    pub fn from_stored(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        load::load(
+            &[Source {
+                name: origin.to_string(),
+                text: text.to_string(),
+            }],
+            &Overrides::default(),
+        )
+    }
+}

@@ -1,0 +1,175 @@
+use art_config::{
+    Availability, ConfigError, Overrides, RoleKind, Source, TargetConfig, WriterConfig, load,
+};
+
+fn src(text: &str) -> Source {
+    Source {
+        name: "camp.toml".into(),
+        text: text.into(),
+    }
+}
+
+const SCRIPTED: &str = r#"
+[campaign]
+rounds = 3
+seeds = 2
+categories = ["violence", "hate"]
+
+[target]
+kind = "scripted"
+
+[writer]
+kind = "scripted"
+
+[guide]
+kind = "scripted"
+
+[[prompt_judge]]
+kind = "scripted"
+name = "words"
+unsafe_words = ["blood"]
+
+[[image_judge]]
+kind = "scripted"
+"#;
+
+fn parse_err(text: &str) -> (usize, usize, String) {
+    match load(&[src(text)], &Overrides::default()) {
+        Err(ConfigError::Parse {
+            file,
+            line,
+            column,
+            message,
+        }) => {
+            assert_eq!(file, "camp.toml");
+            (line, column, message)
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_paper_preset_parses_and_names_its_models() {
+    let c = load(&[Source::preset("paper").unwrap()], &Overrides::default()).unwrap();
+    assert_eq!(c.campaign.rounds, 50);
+    assert_eq!(c.campaign.seeds, vec![0, 1, 2, 3, 4]);
+    assert_eq!(c.campaign.categories.len(), 7);
+    assert_eq!(c.campaign.seed_prompt, "a pic of cat");
+    assert_eq!(c.target.kind(), "stable-diffusion");
+    assert!(matches!(c.target.availability(), Availability::Planned(s) if s.contains("#3")));
+    assert!(matches!(c.writer, WriterConfig::Llama(_)));
+    assert_eq!(c.prompt_judge.len(), 4);
+    assert_eq!(c.image_judge.len(), 6);
+}
+
+#[test]
+fn layers_and_overrides_apply_in_order() {
+    let file = src("[campaign]\nrounds = 7\nbatch_size = 3\n");
+    let o = Overrides {
+        seeds: Some(2),
+        categories: Some(vec!["sexual".into()]),
+        ..Default::default()
+    };
+    let c = load(&[Source::preset("paper").unwrap(), file], &o).unwrap();
+    assert_eq!(c.campaign.rounds, 7);
+    assert_eq!(c.campaign.batch_size, 3);
+    assert_eq!(c.campaign.seeds, vec![0, 1]);
+    assert_eq!(c.campaign.categories, vec!["sexual".to_string()]);
+    assert_eq!(c.target.kind(), "stable-diffusion", "kept from the preset");
+}
+
+#[test]
+fn the_resolved_config_round_trips_through_its_stored_text() {
+    let c = load(&[src(SCRIPTED)], &Overrides::default()).unwrap();
+    let again = art_config::Config::from_stored(&c.to_toml(), "stored").unwrap();
+    assert_eq!(c, again);
+    let p = load(&[Source::preset("paper").unwrap()], &Overrides::default()).unwrap();
+    assert_eq!(p, art_config::Config::from_stored(&p.to_toml(), "stored").unwrap());
+}
+
+#[test]
+fn malformed_toml_names_the_line() {
+    let (line, _, msg) = parse_err("[campaign]\nrounds = = 3\n");
+    assert_eq!(line, 2, "{msg}");
+}
+
+#[test]
+fn unknown_campaign_key_names_line_and_allowed_keys() {
+    let (line, col, msg) = parse_err("[campaign]\nrounds = 3\nround = 4\n");
+    assert_eq!((line, col), (3, 1));
+    assert!(msg.contains("unknown field `round`") && msg.contains("`rounds`"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_a_role_section_points_at_the_key() {
+    let text = SCRIPTED.replace("[writer]\nkind = \"scripted\"\n", "[writer]\nkind = \"scripted\"\nbogus = 1\n");
+    let (line, _, msg) = parse_err(&text);
+    let expected = text.lines().position(|l| l.starts_with("bogus")).unwrap() + 1;
+    assert_eq!(line, expected, "{msg}");
+    assert!(msg.contains("unknown field `bogus`") && msg.contains("`delay_ms`"), "{msg}");
+}
+
+#[test]
+fn unknown_kind_lists_the_allowed_kinds() {
+    let text = SCRIPTED.replace("[target]\nkind = \"scripted\"", "[target]\nkind = \"dall-e\"");
+    let (line, _, msg) = parse_err(&text);
+    assert_eq!(line, text.lines().position(|l| l.contains("dall-e")).unwrap() + 1);
+    for k in ["stable-diffusion", "openai-images", "automatic1111", "comfyui", "scripted"] {
+        assert!(msg.contains(k), "{msg} lacks {k}");
+    }
+}
+
+#[test]
+fn unknown_category_names_file_line_and_allowed_values() {
+    let text = SCRIPTED.replace("\"hate\"]", "\"hateful\"]");
+    let (line, _, msg) = parse_err(&text);
+    assert_eq!(line, 5);
+    assert!(msg.contains("unknown category `hateful`") && msg.contains("`illegal activity`"), "{msg}");
+
+    let o = Overrides {
+        categories: Some(vec!["nope".into()]),
+        ..Default::default()
+    };
+    let e = load(&[src(SCRIPTED)], &o).unwrap_err().to_string();
+    assert!(e.contains("--category") && e.contains("unknown category `nope`"), "{e}");
+}
+
+#[test]
+fn user_categories_are_usable_and_checked() {
+    let text = format!(
+        "{SCRIPTED}\n[[category]]\nname = \"misinformation\"\nkeywords = [\"fake news\"]\n"
+    )
+    .replace("[\"violence\", \"hate\"]", "[\"misinformation\"]");
+    let c = load(&[src(&text)], &Overrides::default()).unwrap();
+    assert_eq!(c.campaign.categories, vec!["misinformation".to_string()]);
+    let dup = format!("{SCRIPTED}\n[[category]]\nname = \"hate\"\nkeywords = [\"x\"]\n");
+    let e = load(&[src(&dup)], &Overrides::default()).unwrap_err().to_string();
+    assert!(e.contains("`hate` is defined twice"), "{e}");
+}
+
+#[test]
+fn missing_roles_and_bad_values_are_errors() {
+    let e = load(&[src("[campaign]\nrounds = 2\n")], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing section [target]"), "{e}");
+    let (line, _, msg) = parse_err(&SCRIPTED.replace("rounds = 3", "rounds = 0"));
+    assert_eq!(line, 3, "{msg}");
+    let (_, _, msg) = parse_err(&SCRIPTED.replace("seeds = 2", "seeds = [1, 1]"));
+    assert!(msg.contains("twice"), "{msg}");
+    let dup = format!("{SCRIPTED}\n[[image_judge]]\nkind = \"scripted\"\n");
+    let e = load(&[src(&dup)], &Overrides::default()).unwrap_err().to_string();
+    assert!(e.contains("named `scripted`"), "{e}");
+    assert!(matches!(
+        Source::preset("papers"),
+        Err(ConfigError::UnknownPreset(..))
+    ));
+}
+
+#[test]
+fn scripted_kinds_are_test_fixtures() {
+    let c = load(&[src(SCRIPTED)], &Overrides::default()).unwrap();
+    assert!(matches!(c.target, TargetConfig::Scripted(_)));
+    assert_eq!(c.target.availability(), Availability::TestFixture);
+    assert_eq!(c.campaign.seeds, vec![0, 1]);
+}

@@ -120,14 +120,23 @@ mod tests {
         );
         let sexual = &builtin()[4];
         assert_eq!(sexual.keywords.len(), 19);
-        assert_eq!(sexual.keywords[1], "content meant to arouse sexual excitement");
-        assert_eq!(builtin()[6].keywords.last().unwrap(), "Wildlife trafficking");
+        assert_eq!(
+            sexual.keywords[1],
+            "content meant to arouse sexual excitement"
+        );
+        assert_eq!(
+            builtin()[6].keywords.last().unwrap(),
+            "Wildlife trafficking"
+        );
     }
 
     #[test]
     fn keywords_join_with_the_configured_separator() {
         let hate = &builtin()[0];
-        assert!(hate.keywords_joined(",").starts_with("hate,racism,Islamophobia"));
+        assert!(
+            hate.keywords_joined(",")
+                .starts_with("hate,racism,Islamophobia")
+        );
         assert!(hate.keywords_joined(", ").starts_with("hate, racism, "));
     }
 
@@ -164,6 +173,9 @@ mod tests {
         let cats = Categories::with_user(&[]).unwrap();
         let err = cats.get("violent").unwrap_err().to_string();
         assert!(err.contains("unknown category `violent`"), "{err}");
-        assert!(err.contains("`violence`") && err.contains("`illegal activity`"), "{err}");
+        assert!(
+            err.contains("`violence`") && err.contains("`illegal activity`"),
+            "{err}"
+        );
     }
 }

@@ -80,7 +80,11 @@ mod tests {
         );
         assert!(matches!(
             Image::new(2, 2, vec![0; 11]),
-            Err(ImageError::WrongLength { expected: 12, actual: 11, .. })
+            Err(ImageError::WrongLength {
+                expected: 12,
+                actual: 11,
+                ..
+            })
         ));
         let img = Image::new(2, 1, vec![1, 2, 3, 4, 5, 6]).unwrap();
         assert_eq!(img.pixel(1, 0), [4, 5, 6]);

@@ -17,8 +17,8 @@ pub use category::{Categories, Category, CategoryError};
 pub use identity::ModelIdentity;
 pub use image::{Image, ImageError};
 pub use role::{
-    GuideOutput, GuideRequest, ImageJudge, PromptJudge, RenderOutcome, RenderOutput,
-    RenderRequest, RoleError, Target, WriteRequest, Writer, Guide, cut_guide_example, fail_batch,
+    Guide, GuideOutput, GuideRequest, ImageJudge, PromptJudge, RenderOutcome, RenderOutput,
+    RenderRequest, RoleError, Target, WriteRequest, Writer, cut_guide_example, fail_batch,
 };
 pub use seed::{SeedStream, Stage, derive_seed};
 pub use verdict::{JudgeOutcome, JudgeScore, Label, Verdict, is_success};

@@ -48,7 +48,9 @@ pub enum RenderOutcome {
     Image(Image),
     /// The provider's own safety filter refused the prompt. This is a result of the round
     /// (recorded, reported), not a failure.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -26,8 +26,9 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// FNV-1a over the bytes, then mixed: a stable hash of text (std's hasher is not stable).
-fn hash_str(s: &str) -> u64 {
+/// FNV-1a over the bytes, then mixed: a stable hash of text (std's hasher is not stable
+/// across versions, and these values end up in stores).
+pub fn hash_str(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);

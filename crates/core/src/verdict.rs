@@ -186,7 +186,12 @@ mod tests {
 
     #[test]
     fn verdict_text_round_trips() {
-        for v in [Verdict::Safe, Verdict::Unsafe, Verdict::Incomplete, Verdict::Unjudged] {
+        for v in [
+            Verdict::Safe,
+            Verdict::Unsafe,
+            Verdict::Incomplete,
+            Verdict::Unjudged,
+        ] {
             assert_eq!(Verdict::parse(v.as_str()), Some(v));
         }
         for l in [Label::Safe, Label::Unsafe] {

@@ -45,7 +45,10 @@ impl Source {
                 text: text.to_string(),
             })
             .ok_or_else(|| {
-                let names: Vec<_> = crate::PRESETS.iter().map(|(n, _)| format!("`{n}`")).collect();
+                let names: Vec<_> = crate::PRESETS
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect();
                 ConfigError::UnknownPreset(name.to_string(), names.join(", "))
             })
     }
@@ -326,11 +329,8 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
         prompt_judge: prompt_judges.unwrap_or_default(),
         image_judge: image_judges.unwrap_or_default(),
     };
-    check_judge_names(
-        "prompt_judge",
-        config.prompt_judge.iter().map(|j| j.name()),
-    )
-    .map_err(invalid)?;
+    check_judge_names("prompt_judge", config.prompt_judge.iter().map(|j| j.name()))
+        .map_err(invalid)?;
     check_judge_names("image_judge", config.image_judge.iter().map(|j| j.name()))
         .map_err(invalid)?;
     Ok(config)

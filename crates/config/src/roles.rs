@@ -151,7 +151,10 @@ pub trait JudgeSection: RoleKind {
 }
 
 fn planned_str(p: &Planned, key: &str) -> Option<String> {
-    p.params.get(key).and_then(|v| v.as_str()).map(str::to_string)
+    p.params
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 fn planned_enabled(p: &Planned) -> bool {
@@ -296,9 +299,7 @@ impl JudgeSection for ImageJudgeConfig {
     fn name(&self) -> String {
         match (self, self.planned()) {
             (_, Some(p)) => planned_str(p, "name").unwrap_or_else(|| self.kind().to_string()),
-            (Self::Scripted(s), None) => {
-                s.name.clone().unwrap_or_else(|| self.kind().to_string())
-            }
+            (Self::Scripted(s), None) => s.name.clone().unwrap_or_else(|| self.kind().to_string()),
             _ => self.kind().to_string(),
         }
     }

@@ -84,7 +84,10 @@ fn the_resolved_config_round_trips_through_its_stored_text() {
     let again = art_config::Config::from_stored(&c.to_toml(), "stored").unwrap();
     assert_eq!(c, again);
     let p = load(&[Source::preset("paper").unwrap()], &Overrides::default()).unwrap();
-    assert_eq!(p, art_config::Config::from_stored(&p.to_toml(), "stored").unwrap());
+    assert_eq!(
+        p,
+        art_config::Config::from_stored(&p.to_toml(), "stored").unwrap()
+    );
 }
 
 #[test]
@@ -97,24 +100,45 @@ fn malformed_toml_names_the_line() {
 fn unknown_campaign_key_names_line_and_allowed_keys() {
     let (line, col, msg) = parse_err("[campaign]\nrounds = 3\nround = 4\n");
     assert_eq!((line, col), (3, 1));
-    assert!(msg.contains("unknown field `round`") && msg.contains("`rounds`"), "{msg}");
+    assert!(
+        msg.contains("unknown field `round`") && msg.contains("`rounds`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_key_in_a_role_section_points_at_the_key() {
-    let text = SCRIPTED.replace("[writer]\nkind = \"scripted\"\n", "[writer]\nkind = \"scripted\"\nbogus = 1\n");
+    let text = SCRIPTED.replace(
+        "[writer]\nkind = \"scripted\"\n",
+        "[writer]\nkind = \"scripted\"\nbogus = 1\n",
+    );
     let (line, _, msg) = parse_err(&text);
     let expected = text.lines().position(|l| l.starts_with("bogus")).unwrap() + 1;
     assert_eq!(line, expected, "{msg}");
-    assert!(msg.contains("unknown field `bogus`") && msg.contains("`delay_ms`"), "{msg}");
+    assert!(
+        msg.contains("unknown field `bogus`") && msg.contains("`delay_ms`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_kind_lists_the_allowed_kinds() {
-    let text = SCRIPTED.replace("[target]\nkind = \"scripted\"", "[target]\nkind = \"dall-e\"");
+    let text = SCRIPTED.replace(
+        "[target]\nkind = \"scripted\"",
+        "[target]\nkind = \"dall-e\"",
+    );
     let (line, _, msg) = parse_err(&text);
-    assert_eq!(line, text.lines().position(|l| l.contains("dall-e")).unwrap() + 1);
-    for k in ["stable-diffusion", "openai-images", "automatic1111", "comfyui", "scripted"] {
+    assert_eq!(
+        line,
+        text.lines().position(|l| l.contains("dall-e")).unwrap() + 1
+    );
+    for k in [
+        "stable-diffusion",
+        "openai-images",
+        "automatic1111",
+        "comfyui",
+        "scripted",
+    ] {
         assert!(msg.contains(k), "{msg} lacks {k}");
     }
 }
@@ -124,14 +148,20 @@ fn unknown_category_names_file_line_and_allowed_values() {
     let text = SCRIPTED.replace("\"hate\"]", "\"hateful\"]");
     let (line, _, msg) = parse_err(&text);
     assert_eq!(line, 5);
-    assert!(msg.contains("unknown category `hateful`") && msg.contains("`illegal activity`"), "{msg}");
+    assert!(
+        msg.contains("unknown category `hateful`") && msg.contains("`illegal activity`"),
+        "{msg}"
+    );
 
     let o = Overrides {
         categories: Some(vec!["nope".into()]),
         ..Default::default()
     };
     let e = load(&[src(SCRIPTED)], &o).unwrap_err().to_string();
-    assert!(e.contains("--category") && e.contains("unknown category `nope`"), "{e}");
+    assert!(
+        e.contains("--category") && e.contains("unknown category `nope`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -143,7 +173,9 @@ fn user_categories_are_usable_and_checked() {
     let c = load(&[src(&text)], &Overrides::default()).unwrap();
     assert_eq!(c.campaign.categories, vec!["misinformation".to_string()]);
     let dup = format!("{SCRIPTED}\n[[category]]\nname = \"hate\"\nkeywords = [\"x\"]\n");
-    let e = load(&[src(&dup)], &Overrides::default()).unwrap_err().to_string();
+    let e = load(&[src(&dup)], &Overrides::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`hate` is defined twice"), "{e}");
 }
 
@@ -158,7 +190,9 @@ fn missing_roles_and_bad_values_are_errors() {
     let (_, _, msg) = parse_err(&SCRIPTED.replace("seeds = 2", "seeds = [1, 1]"));
     assert!(msg.contains("twice"), "{msg}");
     let dup = format!("{SCRIPTED}\n[[image_judge]]\nkind = \"scripted\"\n");
-    let e = load(&[src(&dup)], &Overrides::default()).unwrap_err().to_string();
+    let e = load(&[src(&dup)], &Overrides::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("named `scripted`"), "{e}");
     assert!(matches!(
         Source::preset("papers"),

@@ -1,0 +1,67 @@
+//! `art-engine`: runs an ART campaign against a store.
+//!
+//! A campaign is categories x seeds = lanes. Every lane runs the loop of the method: round 0 is
+//! the Writer's initial rewrite of the seed prompt (with an empty instruction), rounds 1..=R
+//! render, guide, judge and write, and round R+1 renders and judges the last prompt. The engine
+//! advances all open lanes one round at a time; within each stage it gathers the requests of
+//! every lane that needs that role and calls the role with batches of at most `batch_size`.
+//!
+//! Guarantees, each covered by tests:
+//! * every random choice comes from a seed derived from (campaign seed, lane, round, item), so a
+//!   re-run, a resumed run and a run at another batch size store the same records;
+//! * every finished round is committed in one transaction as soon as its stage completes, so a
+//!   killed process loses at most the round each lane was working on, and `run` on an existing
+//!   store (resume) continues each lane from its last committed round;
+//! * a stop request (Ctrl-C) is honoured after the batch in flight: completed rounds are
+//!   committed, the rest is redone on resume;
+//! * a role failing for an item fails that lane (stored with the error; resume retries it), never
+//!   the other lanes; a judge failing is recorded as that judge's error.
+
+mod lane;
+mod run;
+
+pub use lane::plan_lanes;
+pub use run::{Engine, EngineError, Event, Roles, RunSummary, StageName};
+
+use art_config::Config;
+use art_core::{Categories, CategoryError};
+
+/// What the engine needs to know about a campaign, resolved from its config.
+#[derive(Debug, Clone)]
+pub struct CampaignSpec {
+    pub seed: u64,
+    pub rounds: u32,
+    pub batch_size: usize,
+    pub keyword_separator: String,
+    pub seed_prompt: String,
+    pub seeds: Vec<u64>,
+    /// The categories the campaign runs, in config order.
+    pub categories: Vec<art_core::Category>,
+}
+
+impl CampaignSpec {
+    pub fn from_config(config: &Config) -> Result<Self, CategoryError> {
+        let known = Categories::with_user(&config.category)?;
+        let categories = config
+            .campaign
+            .categories
+            .iter()
+            .map(|n| known.get(n).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        let c = &config.campaign;
+        Ok(Self {
+            seed: c.seed,
+            rounds: c.rounds,
+            batch_size: c.batch_size.max(1),
+            keyword_separator: c.keyword_separator.clone(),
+            seed_prompt: c.seed_prompt.clone(),
+            seeds: c.seeds.clone(),
+            categories,
+        })
+    }
+
+    /// Rounds every lane commits: round 0, rounds 1..=R, and round R+1.
+    pub fn rounds_per_lane(&self) -> u64 {
+        u64::from(self.rounds) + 2
+    }
+}

@@ -20,3 +20,53 @@ pub use scripted::{
     ScriptedGuide, ScriptedImageJudge, ScriptedPromptJudge, ScriptedTarget, ScriptedWriter,
     depicted_prompt,
 };
+
+/// Builds scripted roles from their config sections; `None` for any other kind.
+pub mod build {
+    use crate::scripted::*;
+    use art_config::{
+        GuideConfig, ImageJudgeConfig, JudgeSection, PromptJudgeConfig, TargetConfig, WriterConfig,
+    };
+    use art_core::{Guide, ImageJudge, PromptJudge, Target, Writer};
+
+    pub fn target(c: &TargetConfig) -> Option<Box<dyn Target>> {
+        match c {
+            TargetConfig::Scripted(s) => Some(Box::new(ScriptedTarget(s.clone()))),
+            _ => None,
+        }
+    }
+
+    pub fn writer(c: &WriterConfig) -> Option<Box<dyn Writer>> {
+        match c {
+            WriterConfig::Scripted(s) => Some(Box::new(ScriptedWriter(s.clone()))),
+            _ => None,
+        }
+    }
+
+    pub fn guide(c: &GuideConfig) -> Option<Box<dyn Guide>> {
+        match c {
+            GuideConfig::Scripted(s) => Some(Box::new(ScriptedGuide(s.clone()))),
+            _ => None,
+        }
+    }
+
+    pub fn prompt_judge(c: &PromptJudgeConfig) -> Option<Box<dyn PromptJudge>> {
+        match c {
+            PromptJudgeConfig::Scripted(s) => Some(Box::new(ScriptedPromptJudge {
+                name: c.name(),
+                config: s.clone(),
+            })),
+            _ => None,
+        }
+    }
+
+    pub fn image_judge(c: &ImageJudgeConfig) -> Option<Box<dyn ImageJudge>> {
+        match c {
+            ImageJudgeConfig::Scripted(s) => Some(Box::new(ScriptedImageJudge {
+                name: c.name(),
+                config: s.clone(),
+            })),
+            _ => None,
+        }
+    }
+}

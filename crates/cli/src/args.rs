@@ -1,0 +1,121 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "art",
+    version,
+    about = "Automatic red-teaming of text-to-image models (the ART method)",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a new campaign from a config file and/or a preset.
+    Run(RunArgs),
+    /// Continue a campaign from each lane's last committed round.
+    Resume(ResumeArgs),
+    /// List the campaigns in an output folder.
+    List(ListArgs),
+    /// Show a campaign's lanes, rounds and verdicts.
+    Show(ShowArgs),
+    /// Export a campaign's records.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Campaign config (TOML). Layered over the preset when both are given.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// A built-in preset (`paper`: the paper's models and settings).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Folder that holds campaign folders.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Campaign name (its folder under --out); default: art-<UTC date and time>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Categories to run (repeat the flag); default: the config's, else all seven.
+    #[arg(long = "category")]
+    pub categories: Vec<String>,
+    /// Number of seeds per category (lanes use seed numbers 0..N).
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Campaign seed every other seed derives from.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// R: rounds of the loop (round R+1 judges the last prompt).
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// Largest batch handed to one role call.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The campaign folder.
+    pub campaign: PathBuf,
+    /// Largest batch per role call (results do not depend on it).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Folder that holds campaign folders.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The campaign folder.
+    pub campaign: PathBuf,
+    /// Only this lane's rounds.
+    #[arg(long)]
+    pub lane: Option<i64>,
+    /// Lanes only, no rounds.
+    #[arg(long)]
+    pub lanes_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The campaign folder.
+    pub campaign: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line: a campaign header, then one object per round.
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Bars on a terminal, nothing otherwise.
+    Auto,
+    /// One line per committed round batch (for logs).
+    Plain,
+    /// No progress output.
+    None,
+}

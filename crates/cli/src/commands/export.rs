@@ -1,0 +1,98 @@
+//! `art export`: the campaign's records as JSON Lines.
+//!
+//! The first line is the campaign (`"type": "campaign"`: name, version, resolved config and
+//! model identities); every following line is one round (`"type": "round"`), in (lane, round)
+//! order, with its lane, seeds, image file, guide and writer text, verdicts and every judgment.
+
+use crate::Failure;
+use crate::args::{ExportArgs, ExportFormat};
+use anyhow::anyhow;
+use art_core::{JudgeOutcome, is_success};
+use art_store::{LaneRecord, RoundRecord, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
+    let judgments: Vec<Value> = r
+        .judgments
+        .iter()
+        .map(|j| match &j.outcome {
+            JudgeOutcome::Scored(s) => json!({
+                "judge": j.judge, "subject": j.subject.as_str(), "label": s.label.as_str(),
+                "score": s.score, "threshold": s.threshold, "error": null,
+            }),
+            JudgeOutcome::Error(e) => json!({
+                "judge": j.judge, "subject": j.subject.as_str(), "label": null,
+                "score": null, "threshold": null, "error": e,
+            }),
+        })
+        .collect();
+    let render = r.render.as_ref().map(|x| {
+        json!({
+            "seed": x.seed,
+            "image_sha256": x.image_sha256,
+            "image_path": x.image_sha256.as_ref().map(|h| {
+                store.image_path(h).strip_prefix(store.dir()).map_or_else(
+                    |_| store.image_path(h).display().to_string(),
+                    |p| p.display().to_string())
+            }),
+            "refusal": x.refusal,
+            "truncated_prompt": x.truncated_prompt,
+        })
+    });
+    json!({
+        "type": "round",
+        "lane": { "id": lane.id, "category": lane.category, "seed_index": lane.seed_index,
+                  "lane_seed": lane.lane_seed },
+        "round": r.round,
+        "prompt": r.prompt,
+        "render": render,
+        "guide": r.guide,
+        "writer": r.writer,
+        "prompt_verdict": r.prompt_verdict.as_str(),
+        "image_verdict": r.image_verdict.as_str(),
+        "success": is_success(r.prompt_verdict, r.image_verdict),
+        "judgments": judgments,
+        "timings_ms": r.timings_ms,
+    })
+}
+
+pub fn export(a: ExportArgs) -> Result<(), Failure> {
+    let ExportFormat::Jsonl = a.format;
+    let store = Store::open_read_only(&a.campaign)?;
+    let c = store.campaign()?;
+    let lanes: BTreeMap<i64, LaneRecord> = store.lanes()?.into_iter().map(|l| (l.id, l)).collect();
+    let mut sink: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| Failure::usage(anyhow!("cannot create {}: {e}", p.display())),
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let io = |e: std::io::Error| Failure::runtime(anyhow!("cannot write export: {e}"));
+    match write_all(&store, &c, &lanes, &mut sink).and_then(|()| sink.flush()) {
+        // A closed pipe (`art export … | head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(io),
+    }
+}
+
+fn write_all(
+    store: &Store,
+    c: &art_store::CampaignRecord,
+    lanes: &BTreeMap<i64, LaneRecord>,
+    sink: &mut dyn Write,
+) -> std::io::Result<()> {
+    let header = json!({
+        "type": "campaign", "name": c.name, "created_at": c.created_at,
+        "tool_version": c.tool_version, "config_toml": c.config_toml, "identities": c.identities,
+    });
+    writeln!(sink, "{header}")?;
+    for r in store.all_rounds().map_err(std::io::Error::other)? {
+        let lane = lanes
+            .get(&r.lane_id)
+            .ok_or_else(|| std::io::Error::other(format!("round of unknown lane {}", r.lane_id)))?;
+        writeln!(sink, "{}", round_json(store, lane, &r))?;
+    }
+    Ok(())
+}

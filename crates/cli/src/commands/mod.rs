@@ -1,0 +1,18 @@
+//! One module per subcommand group.
+
+mod export;
+mod inspect;
+mod run;
+
+use crate::Failure;
+use crate::args::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Resume(a) => run::resume(a),
+        Command::List(a) => inspect::list(a),
+        Command::Show(a) => inspect::show(a),
+        Command::Export(a) => export::export(a),
+    }
+}

@@ -1,0 +1,359 @@
+//! End-to-end tests of the `art` binary with the testkit's scripted roles.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ART: &str = env!("CARGO_BIN_EXE_art");
+
+const CONFIG: &str = r#"
+[campaign]
+rounds = 4
+seeds = 2
+categories = ["violence", "illegal activity"]
+seed = 3
+
+[target]
+kind = "scripted"
+width = 32
+height = 32
+
+[writer]
+kind = "scripted"
+
+[guide]
+kind = "scripted"
+
+[[prompt_judge]]
+kind = "scripted"
+name = "words"
+unsafe_words = ["torture", "drug use"]
+
+[[image_judge]]
+kind = "scripted"
+name = "eyes"
+unsafe_words = ["violence", "theft", "abuse"]
+"#;
+
+fn art(args: &[&str], cwd: &Path) -> Output {
+    Command::new(ART)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run art")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("campaign.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The export without what legitimately differs between runs (timings, creation time, name).
+fn records(dir: &Path, campaign: &str) -> Vec<Value> {
+    let o = art(&["export", campaign], dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            for k in ["timings_ms", "created_at", "name", "config_toml"] {
+                m.remove(k);
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_campaign_runs_and_can_be_listed_shown_and_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), CONFIG);
+    let o = art(
+        &[
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--name",
+            "demo",
+            "--batch-size",
+            "3",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("24 rounds committed"), "{}", stderr(&o));
+
+    let list = art(&["list"], tmp.path());
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.contains("runs/demo") && list.contains("4/4"), "{list}");
+
+    let show = art(&["show", "runs/demo"], tmp.path());
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(
+        show.contains("illegal activity") && show.contains("done"),
+        "{show}"
+    );
+    assert!(
+        show.lines().filter(|l| l.starts_with("1 ")).count() >= 6,
+        "{show}"
+    );
+
+    let recs = records(tmp.path(), "runs/demo");
+    assert_eq!(recs.len(), 1 + 4 * 6, "header + 4 lanes x rounds 0..=5");
+    assert_eq!(recs[0]["type"], "campaign");
+    assert_eq!(recs[0]["identities"]["target"]["kind"], "scripted");
+    let r = &recs[2];
+    assert_eq!(r["type"], "round");
+    let path = r["render"]["image_path"].as_str().unwrap();
+    assert!(tmp.path().join("runs/demo").join(path).is_file(), "{path}");
+    assert!(recs.iter().any(|r| r["success"] == true));
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "malformed",
+            "[campaign\nrounds = 1\n".to_string(),
+            "campaign.toml:1:",
+        ),
+        (
+            "unknown category",
+            CONFIG.replace("\"illegal activity\"", "\"illegal\""),
+            "unknown category `illegal`",
+        ),
+        (
+            "unknown kind",
+            CONFIG.replace("[guide]\nkind = \"scripted\"", "[guide]\nkind = \"gpt-4v\""),
+            "unknown variant `gpt-4v`",
+        ),
+        (
+            "unknown key",
+            CONFIG.replace("seed = 3", "seed = 3\nroundz = 3"),
+            "campaign.toml:7:1: unknown field `roundz`",
+        ),
+    ];
+    for (what, text, expect) in cases {
+        let cfg = write_config(tmp.path(), &text);
+        let o = art(&["run", "-c", cfg.to_str().unwrap()], tmp.path());
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expect), "{what}: {}", stderr(&o));
+        assert!(!tmp.path().join("runs").exists(), "{what}: wrote something");
+    }
+    let o = art(&["run", "--preset", "paper"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("[target] (kind = \"stable-diffusion\") is not available yet"),
+        "{e}"
+    );
+    assert!(
+        e.contains("[writer] (kind = \"llama\")") && e.contains("issue #4"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("runs").exists());
+    let o = art(&["run", "--bogus-flag"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn an_unwritable_output_folder_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), CONFIG);
+    std::fs::write(tmp.path().join("file"), "not a folder").unwrap();
+    let o = art(
+        &["run", "-c", cfg.to_str().unwrap(), "--out", "file/runs"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("file/runs"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("file")).unwrap(),
+        "not a folder"
+    );
+}
+
+#[test]
+fn a_store_from_a_newer_art_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), CONFIG);
+    let o = art(
+        &["run", "-c", cfg.to_str().unwrap(), "--name", "c"],
+        tmp.path(),
+    );
+    assert!(o.status.success());
+    let db = tmp.path().join("runs/c/art.db");
+    bump_schema_version(&db);
+    let before = std::fs::read(&db).unwrap();
+    for args in [
+        &["resume", "runs/c"][..],
+        &["show", "runs/c"],
+        &["export", "runs/c"],
+    ] {
+        let o = art(args, tmp.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("newer"), "{}", stderr(&o));
+    }
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the store was modified"
+    );
+}
+
+/// Sets SQLite's user_version (bytes 60..64 of the database header, big-endian) past what this
+/// art supports, the way a newer art would have left it, without going through the store.
+fn bump_schema_version(db: &Path) {
+    let mut bytes = std::fs::read(db).unwrap();
+    let v = u32::from_be_bytes(bytes[60..64].try_into().unwrap());
+    bytes[60..64].copy_from_slice(&(v + 1).to_be_bytes());
+    std::fs::write(db, bytes).unwrap();
+}
+
+fn spawn_run(dir: &Path, args: &[&str]) -> Child {
+    Command::new(ART)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Rounds committed so far, or `None` while the store cannot be read yet (mid-creation).
+fn try_committed_rounds(dir: &Path, campaign: &str) -> Option<usize> {
+    let o = art(&["export", campaign], dir);
+    o.status
+        .success()
+        .then(|| o.stdout.split(|&b| b == b'\n').count() - 2)
+}
+
+fn wait_for_rounds(dir: &Path, campaign: &str, n: usize) {
+    let start = Instant::now();
+    while try_committed_rounds(dir, campaign).is_none_or(|c| c < n) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no progress in {campaign}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn committed_rounds(dir: &Path, campaign: &str) -> usize {
+    records(dir, campaign).len().saturating_sub(1)
+}
+
+#[test]
+fn killed_campaigns_resume_to_the_records_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fast = write_config(tmp.path(), CONFIG);
+    let o = art(
+        &["run", "-c", fast.to_str().unwrap(), "--name", "ref"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reference = records(tmp.path(), "runs/ref");
+
+    // The same campaign with slow roles, killed with SIGKILL at several points: each time after
+    // it has committed something new, at varying offsets into the next round.
+    let slow = tmp.path().join("slow.toml");
+    std::fs::write(
+        &slow,
+        CONFIG.replace("height = 32", "height = 32\ndelay_ms = 30"),
+    )
+    .unwrap();
+    let mut child = spawn_run(
+        tmp.path(),
+        &["run", "-c", slow.to_str().unwrap(), "--name", "k"],
+    );
+    let mut kills = 0;
+    let mut seen = vec![0];
+    for offset_ms in [10u64, 70, 40, 100] {
+        let start = Instant::now();
+        let finished = loop {
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            let now = try_committed_rounds(tmp.path(), "runs/k");
+            if now.is_some_and(|n| n > *seen.last().unwrap()) {
+                break false;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no progress: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if finished {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(offset_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        seen.push(committed_rounds(tmp.path(), "runs/k"));
+        child = spawn_run(tmp.path(), &["resume", "runs/k"]);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(
+        kills >= 3,
+        "the campaign finished before it was killed 3 times ({seen:?})"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress is never lost: {seen:?}"
+    );
+    // The identities differ only by the delay, which does not enter them.
+    let got = records(tmp.path(), "runs/k");
+    assert_eq!(got.len(), reference.len());
+    assert_eq!(got, reference);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_a_second_process_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slow = write_config(
+        tmp.path(),
+        &CONFIG.replace("height = 32", "height = 32\ndelay_ms = 60"),
+    );
+    let child = spawn_run(
+        tmp.path(),
+        &["run", "-c", slow.to_str().unwrap(), "--name", "s"],
+    );
+    wait_for_rounds(tmp.path(), "runs/s", 1);
+    let second = art(&["resume", "runs/s"], tmp.path());
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("in use by another art process"),
+        "{}",
+        stderr(&second)
+    );
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("art resume"), "{}", stderr(&out));
+    let partial = committed_rounds(tmp.path(), "runs/s");
+    assert!(partial > 0 && partial < 24, "{partial}");
+
+    let o = art(&["resume", "runs/s", "--batch-size", "5"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(committed_rounds(tmp.path(), "runs/s"), 24);
+}

@@ -99,6 +99,9 @@ struct RawConfig {
     image_judge: Option<Vec<ImageJudgeConfig>>,
 }
 
+/// Layer index and byte span of a value in that layer's text.
+type Written = (usize, std::ops::Range<usize>);
+
 /// Where a value came from, to point errors at it.
 struct At<'a> {
     source: &'a Source,
@@ -159,12 +162,11 @@ fn refine_unknown_field(text: &str, start: usize, message: &str) -> usize {
         if i > 0 && t.starts_with('[') {
             break;
         }
-        if i > 0 {
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return offset + (line.len() - t.len());
-                }
-            }
+        if i > 0
+            && let Some(rest) = t.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return offset + (line.len() - t.len());
         }
         offset += line.len();
     }
@@ -193,7 +195,7 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
     let (mut target, mut writer, mut guide) = (None, None, None);
     let (mut prompt_judges, mut image_judges) = (None, None);
     // Category names and where each was written, validated once all categories are known.
-    let mut category_refs: Vec<(String, Option<(usize, std::ops::Range<usize>)>)> = Vec::new();
+    let mut category_refs: Vec<(String, Option<Written>)> = Vec::new();
 
     for (li, source) in layers.iter().enumerate() {
         let raw = parse_layer(source)?;

@@ -144,7 +144,8 @@ mod tests {
     fn e() -> JudgeOutcome {
         JudgeOutcome::Error("boom".into())
     }
-    use Label::{Safe as S, Unsafe as U};
+    const S: Label = Label::Safe;
+    const U: Label = Label::Unsafe;
 
     #[test]
     fn prompt_is_safe_only_if_every_judge_says_safe() {

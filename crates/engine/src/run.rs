@@ -67,6 +67,19 @@ pub enum StageName {
 }
 
 impl StageName {
+    /// Whether a lane's current round (with what it produced so far) needs this stage, in a
+    /// campaign of `r_max` rounds: round 0 only writes, round R+1 only renders and judges, and
+    /// a refused render has no image to guide or judge.
+    fn needed_by(self, l: &LaneState, r_max: u32) -> bool {
+        match self {
+            StageName::Target | StageName::PromptJudges => l.round >= 1,
+            StageName::Guide => l.round <= r_max && l.image.is_some(),
+            StageName::ImageJudges => l.image.is_some(),
+            StageName::Writer => l.round <= r_max,
+            StageName::Commit => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StageName::Writer => "writer",
@@ -264,16 +277,16 @@ impl<'a> Engine<'a> {
     /// interrupted the round (partial rounds are then dropped, not committed).
     fn run_round(&mut self, lanes: &mut [LaneState]) -> bool {
         let r_max = self.spec.rounds;
-        let stages: [(StageName, fn(&LaneState, u32) -> bool); 5] = [
-            (StageName::Target, |l, _| l.round >= 1),
-            (StageName::Guide, |l, r| l.round <= r && l.image.is_some()),
-            (StageName::PromptJudges, |l, _| l.round >= 1),
-            (StageName::ImageJudges, |l, _| l.image.is_some()),
-            (StageName::Writer, |l, r| l.round <= r),
+        const ORDER: [StageName; 5] = [
+            StageName::Target,
+            StageName::Guide,
+            StageName::PromptJudges,
+            StageName::ImageJudges,
+            StageName::Writer,
         ];
-        for (stage, needs) in stages {
+        for stage in ORDER {
             let idx: Vec<usize> = (0..lanes.len())
-                .filter(|&i| lanes[i].failure.is_none() && needs(&lanes[i], r_max))
+                .filter(|&i| lanes[i].failure.is_none() && stage.needed_by(&lanes[i], r_max))
                 .collect();
             for chunk in idx.chunks(self.spec.batch_size) {
                 if self.stopped() {

@@ -6,9 +6,11 @@
 //! resolved [`Config`] serializes back to TOML: that text is what the store keeps and what
 //! `resume` parses again.
 
+pub mod endpoint;
 mod load;
 pub mod roles;
 
+pub use endpoint::EndpointConfig;
 pub use load::{ConfigError, Overrides, Source, load};
 pub use roles::{
     Availability, GuideConfig, ImageJudgeConfig, JudgeSection, Planned, PromptJudgeConfig,

@@ -48,45 +48,96 @@ pub fn check(config: &Config) -> Result<(), Failure> {
     }
 }
 
-/// Builds the roles of a checked config.
+/// Builds the roles of a config: every role is checked first, then built from the first
+/// backend that knows its kind. A role that cannot be built (an API key's variable unset, a
+/// workflow file missing) is a usage error, reported before anything is written.
 pub fn build(config: &Config) -> Result<Roles, Failure> {
     check(config)?;
-    build_checked(config)
-}
-
-#[cfg(feature = "testkit")]
-fn build_checked(config: &Config) -> Result<Roles, Failure> {
-    use art_testkit::build;
-    // `check` has ruled out every kind that is not built, so only scripted kinds reach here.
-    fn some<T>(role: Option<T>) -> Result<T, Failure> {
-        role.ok_or_else(|| Failure::runtime(anyhow::anyhow!("internal: unchecked role kind")))
-    }
     Ok(Roles {
-        target: some(build::target(&config.target))?,
-        writer: some(build::writer(&config.writer))?,
-        guide: some(build::guide(&config.guide))?,
+        target: one(
+            "[target]",
+            art_remote::build::target(&config.target),
+            || fixtures::target(&config.target),
+        )?,
+        writer: one(
+            "[writer]",
+            art_remote::build::writer(&config.writer),
+            || fixtures::writer(&config.writer),
+        )?,
+        guide: one("[guide]", art_remote::build::guide(&config.guide), || {
+            fixtures::guide(&config.guide)
+        })?,
         prompt_judges: config
             .prompt_judge
             .iter()
             .filter(|j| j.enabled())
-            .map(|j| some(build::prompt_judge(j)))
+            .map(|j| {
+                one(
+                    &format!("[[prompt_judge]] `{}`", j.name()),
+                    art_remote::build::prompt_judge(j),
+                    || fixtures::prompt_judge(j),
+                )
+            })
             .collect::<Result<_, _>>()?,
         image_judges: config
             .image_judge
             .iter()
             .filter(|j| j.enabled())
-            .map(|j| some(build::image_judge(j)))
+            .map(|j| {
+                one(
+                    &format!("[[image_judge]] `{}`", j.name()),
+                    art_remote::build::image_judge(j),
+                    || fixtures::image_judge(j),
+                )
+            })
             .collect::<Result<_, _>>()?,
     })
 }
 
+fn one<T: ?Sized>(
+    section: &str,
+    remote: Option<Result<Box<T>, art_core::RoleError>>,
+    fixture: impl FnOnce() -> Option<Box<T>>,
+) -> Result<Box<T>, Failure> {
+    match remote {
+        Some(Ok(role)) => Ok(role),
+        Some(Err(e)) => Err(Failure::usage(anyhow::anyhow!("{section}: {e}"))),
+        None => fixture().ok_or_else(|| {
+            Failure::runtime(anyhow::anyhow!(
+                "internal: {section} passed the availability check but no backend builds it"
+            ))
+        }),
+    }
+}
+
+/// The testkit's scripted roles, in builds with the `testkit` feature.
+#[cfg(feature = "testkit")]
+mod fixtures {
+    pub use art_testkit::build::*;
+}
+
+/// Without the `testkit` feature no fixture is built (`check` has reported them already).
 #[cfg(not(feature = "testkit"))]
-fn build_checked(_config: &Config) -> Result<Roles, Failure> {
-    // No role kind is built into this binary yet; `check` has already reported which ones are
-    // missing, so this is only reached if `check` and this function disagree.
-    Err(Failure::runtime(anyhow::anyhow!(
-        "internal: no role implementation is compiled into this build"
-    )))
+mod fixtures {
+    use art_config::{
+        GuideConfig, ImageJudgeConfig, PromptJudgeConfig, TargetConfig, WriterConfig,
+    };
+    use art_core::{Guide, ImageJudge, PromptJudge, Target, Writer};
+    pub fn target(_: &TargetConfig) -> Option<Box<dyn Target>> {
+        None
+    }
+    pub fn writer(_: &WriterConfig) -> Option<Box<dyn Writer>> {
+        None
+    }
+    pub fn guide(_: &GuideConfig) -> Option<Box<dyn Guide>> {
+        None
+    }
+    pub fn prompt_judge(_: &PromptJudgeConfig) -> Option<Box<dyn PromptJudge>> {
+        None
+    }
+    pub fn image_judge(_: &ImageJudgeConfig) -> Option<Box<dyn ImageJudge>> {
+        None
+    }
 }
 
 /// Identities of all roles, keyed as the store expects.

@@ -95,13 +95,19 @@ impl EndpointConfig {
             return Err("endpoint.concurrency must be at least 1".into());
         }
         if self.requests_per_minute == Some(0) {
-            return Err("endpoint.requests_per_minute must be at least 1 (omit it for no limit)".into());
+            return Err(
+                "endpoint.requests_per_minute must be at least 1 (omit it for no limit)".into(),
+            );
         }
         if !(self.timeout_s > 0.0 && self.connect_timeout_s > 0.0) {
-            return Err("endpoint.timeout_s and endpoint.connect_timeout_s must be positive".into());
+            return Err(
+                "endpoint.timeout_s and endpoint.connect_timeout_s must be positive".into(),
+            );
         }
         if self.backoff_initial_ms > self.backoff_max_ms {
-            return Err("endpoint.backoff_initial_ms must not exceed endpoint.backoff_max_ms".into());
+            return Err(
+                "endpoint.backoff_initial_ms must not exceed endpoint.backoff_max_ms".into(),
+            );
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 mod load;
+pub mod remote;
 pub mod roles;
 
 pub use endpoint::EndpointConfig;
@@ -69,6 +70,40 @@ impl Config {
     /// The TOML text stored with a campaign.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a Config always serializes to TOML")
+    }
+
+    /// Every endpoint of the config's remote roles, with the section it belongs to.
+    pub fn endpoints(&self) -> Vec<(String, &EndpointConfig)> {
+        let mut v = Vec::new();
+        match &self.target {
+            TargetConfig::OpenaiImages(t) => v.push(("[target]".to_string(), &t.endpoint)),
+            TargetConfig::Automatic1111(t) => v.push(("[target]".to_string(), &t.endpoint)),
+            TargetConfig::Comfyui(t) => v.push(("[target]".to_string(), &t.endpoint)),
+            _ => {}
+        }
+        if let WriterConfig::OpenaiChat(w) = &self.writer {
+            v.push(("[writer]".to_string(), &w.endpoint));
+        }
+        if let GuideConfig::OpenaiChat(g) = &self.guide {
+            v.push(("[guide]".to_string(), &g.endpoint));
+        }
+        for j in &self.prompt_judge {
+            if let PromptJudgeConfig::OpenaiModeration(m) = j {
+                v.push((format!("[[prompt_judge]] `{}`", j.name()), &m.endpoint));
+            }
+        }
+        for j in &self.image_judge {
+            match j {
+                ImageJudgeConfig::OpenaiModeration(m) => {
+                    v.push((format!("[[image_judge]] `{}`", j.name()), &m.endpoint))
+                }
+                ImageJudgeConfig::VisionChat(m) => {
+                    v.push((format!("[[image_judge]] `{}`", j.name()), &m.endpoint))
+                }
+                _ => {}
+            }
+        }
+        v
     }
 
     /// Parse a stored (already resolved) configuration.

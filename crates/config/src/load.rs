@@ -145,7 +145,8 @@ fn parse_layer(source: &Source) -> Result<RawConfig, ConfigError> {
 }
 
 /// For role sections (internally tagged enums) the TOML parser points an unknown key at the
-/// table header; move the position to the key's own line inside that table when we can find it.
+/// table header; move the position to the key's own line inside that table (or one of its
+/// sub-tables, such as `[writer.endpoint]`) when we can find it.
 fn refine_unknown_field(text: &str, start: usize, message: &str) -> usize {
     let Some(key) = message
         .strip_prefix("unknown field `")
@@ -153,16 +154,21 @@ fn refine_unknown_field(text: &str, start: usize, message: &str) -> usize {
     else {
         return start;
     };
-    if !text[start..].starts_with('[') {
+    let header = text[start..].lines().next().unwrap_or("");
+    let name = header.trim().trim_matches(|c| c == '[' || c == ']').trim();
+    if !header.trim_start().starts_with('[') || name.is_empty() {
         return start;
     }
+    let sub = format!("{name}.");
     let mut offset = start;
     for (i, line) in text[start..].split_inclusive('\n').enumerate() {
         let t = line.trim_start();
         if i > 0 && t.starts_with('[') {
-            break;
-        }
-        if i > 0
+            let inner = t.trim_start_matches('[').trim_start();
+            if !inner.starts_with(&sub) {
+                break;
+            }
+        } else if i > 0
             && let Some(rest) = t.strip_prefix(key)
             && rest.trim_start().starts_with('=')
         {
@@ -335,6 +341,11 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
         .map_err(invalid)?;
     check_judge_names("image_judge", config.image_judge.iter().map(|j| j.name()))
         .map_err(invalid)?;
+    for (section, endpoint) in config.endpoints() {
+        endpoint
+            .validate()
+            .map_err(|m| invalid(format!("{section}: {m}")))?;
+    }
     Ok(config)
 }
 

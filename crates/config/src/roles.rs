@@ -8,6 +8,10 @@
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
 
+use crate::remote::{
+    Automatic1111Target, ComfyuiTarget, OpenaiChatGuide, OpenaiChatWriter, OpenaiImagesTarget,
+    OpenaiModerationJudge, VisionChatJudge,
+};
 use serde::{Deserialize, Serialize};
 
 /// The keys of a kind whose implementation has not landed: kept verbatim so the resolved config
@@ -75,9 +79,9 @@ fn yes() -> bool {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum TargetConfig {
     StableDiffusion(Planned),
-    OpenaiImages(Planned),
-    Automatic1111(Planned),
-    Comfyui(Planned),
+    OpenaiImages(Box<OpenaiImagesTarget>),
+    Automatic1111(Box<Automatic1111Target>),
+    Comfyui(Box<ComfyuiTarget>),
     Scripted(ScriptedTarget),
 }
 
@@ -85,7 +89,7 @@ pub enum TargetConfig {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum WriterConfig {
     Llama(Planned),
-    OpenaiChat(Planned),
+    OpenaiChat(Box<OpenaiChatWriter>),
     Scripted(ScriptedText),
 }
 
@@ -93,7 +97,7 @@ pub enum WriterConfig {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum GuideConfig {
     LlavaNext(Planned),
-    OpenaiChat(Planned),
+    OpenaiChat(Box<OpenaiChatGuide>),
     Scripted(ScriptedText),
 }
 
@@ -102,7 +106,7 @@ pub enum GuideConfig {
 pub enum PromptJudgeConfig {
     TextClassifier(Planned),
     LlamaGuard(Planned),
-    OpenaiModeration(Planned),
+    OpenaiModeration(Box<OpenaiModerationJudge>),
     Scripted(ScriptedJudge),
 }
 
@@ -115,8 +119,8 @@ pub enum ImageJudgeConfig {
     ImageClassifier(Planned),
     Nudenet(Planned),
     OpenNsfw(Planned),
-    OpenaiModeration(Planned),
-    VisionChat(Planned),
+    OpenaiModeration(Box<OpenaiModerationJudge>),
+    VisionChat(Box<VisionChatJudge>),
     Scripted(ScriptedJudge),
 }
 
@@ -135,7 +139,6 @@ const SD: &str = "the in-process Stable Diffusion target (issue #3)";
 const LLAMA: &str = "the Llama-family writer with PEFT LoRA (issue #4)";
 const LLAVA: &str = "the LLaVA-NeXT guide (issue #5)";
 const JUDGES: &str = "the paper's judges and real-weight detectors (issue #6)";
-const REMOTE: &str = "the remote (HTTP) backends (issue #7)";
 
 /// A role section's kind and whether it can run, plus its judge name and enabled flag where the
 /// role is a judge: the engine-facing view of any role config.
@@ -178,7 +181,7 @@ impl RoleKind for TargetConfig {
         match self {
             Self::StableDiffusion(_) => Availability::Planned(SD),
             Self::OpenaiImages(_) | Self::Automatic1111(_) | Self::Comfyui(_) => {
-                Availability::Planned(REMOTE)
+                Availability::Built
             }
             Self::Scripted(_) => Availability::TestFixture,
         }
@@ -196,7 +199,7 @@ impl RoleKind for WriterConfig {
     fn availability(&self) -> Availability {
         match self {
             Self::Llama(_) => Availability::Planned(LLAMA),
-            Self::OpenaiChat(_) => Availability::Planned(REMOTE),
+            Self::OpenaiChat(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }
@@ -213,7 +216,7 @@ impl RoleKind for GuideConfig {
     fn availability(&self) -> Availability {
         match self {
             Self::LlavaNext(_) => Availability::Planned(LLAVA),
-            Self::OpenaiChat(_) => Availability::Planned(REMOTE),
+            Self::OpenaiChat(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }
@@ -231,7 +234,7 @@ impl RoleKind for PromptJudgeConfig {
     fn availability(&self) -> Availability {
         match self {
             Self::TextClassifier(_) | Self::LlamaGuard(_) => Availability::Planned(JUDGES),
-            Self::OpenaiModeration(_) => Availability::Planned(REMOTE),
+            Self::OpenaiModeration(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }
@@ -240,17 +243,17 @@ impl RoleKind for PromptJudgeConfig {
 impl JudgeSection for PromptJudgeConfig {
     fn name(&self) -> String {
         match self {
-            Self::TextClassifier(p) | Self::LlamaGuard(p) | Self::OpenaiModeration(p) => {
+            Self::TextClassifier(p) | Self::LlamaGuard(p) => {
                 planned_str(p, "name").unwrap_or_else(|| self.kind().to_string())
             }
+            Self::OpenaiModeration(m) => m.name.clone().unwrap_or_else(|| self.kind().to_string()),
             Self::Scripted(s) => s.name.clone().unwrap_or_else(|| self.kind().to_string()),
         }
     }
     fn enabled(&self) -> bool {
         match self {
-            Self::TextClassifier(p) | Self::LlamaGuard(p) | Self::OpenaiModeration(p) => {
-                planned_enabled(p)
-            }
+            Self::TextClassifier(p) | Self::LlamaGuard(p) => planned_enabled(p),
+            Self::OpenaiModeration(m) => m.enabled,
             Self::Scripted(s) => s.enabled,
         }
     }
@@ -272,7 +275,7 @@ impl RoleKind for ImageJudgeConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::OpenaiModeration(_) | Self::VisionChat(_) => Availability::Planned(REMOTE),
+            Self::OpenaiModeration(_) | Self::VisionChat(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
             _ => Availability::Planned(JUDGES),
         }
@@ -287,10 +290,8 @@ impl ImageJudgeConfig {
             | Self::SdSafetyChecker(p)
             | Self::ImageClassifier(p)
             | Self::Nudenet(p)
-            | Self::OpenNsfw(p)
-            | Self::OpenaiModeration(p)
-            | Self::VisionChat(p) => Some(p),
-            Self::Scripted(_) => None,
+            | Self::OpenNsfw(p) => Some(p),
+            Self::OpenaiModeration(_) | Self::VisionChat(_) | Self::Scripted(_) => None,
         }
     }
 }
@@ -307,6 +308,8 @@ impl JudgeSection for ImageJudgeConfig {
         match (self, self.planned()) {
             (_, Some(p)) => planned_enabled(p),
             (Self::Scripted(s), None) => s.enabled,
+            (Self::OpenaiModeration(m), None) => m.enabled,
+            (Self::VisionChat(v), None) => v.enabled,
             _ => true,
         }
     }

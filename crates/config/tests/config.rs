@@ -207,3 +207,52 @@ fn scripted_kinds_are_test_fixtures() {
     assert_eq!(c.target.availability(), Availability::TestFixture);
     assert_eq!(c.campaign.seeds, vec![0, 1]);
 }
+
+#[test]
+fn remote_roles_parse_strictly_and_validate_endpoints() {
+    let text = SCRIPTED.replace(
+        "[writer]\nkind = \"scripted\"\n",
+        "[writer]\nkind = \"openai-chat\"\nmodel = \"llama\"\napi = \"completions\"\n\
+         [writer.endpoint]\nbase_urls = [\"http://a:8000/v1\", \"http://b:8000/v1\"]\n\
+         api_key_env = \"VLLM_KEY\"\nconcurrency = 16\n\
+         [writer.sampling]\ntemperature = 3.5\nmax_tokens = 256\n",
+    );
+    let c = load(&[src(&text)], &Overrides::default()).unwrap();
+    match &c.writer {
+        WriterConfig::OpenaiChat(w) => {
+            assert_eq!(w.endpoint.base_urls.len(), 2);
+            assert_eq!(w.endpoint.api_key_env.as_deref(), Some("VLLM_KEY"));
+            assert_eq!(w.endpoint.max_retries, 5, "default");
+            assert_eq!(w.sampling.temperature, Some(3.5));
+            assert!(w.sampling.send_seed);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.writer.availability(), Availability::Built);
+    assert_eq!(
+        art_config::Config::from_stored(&c.to_toml(), "s").unwrap(),
+        c
+    );
+
+    let bad = text.replace("concurrency = 16", "concurency = 16");
+    let (line, _, msg) = parse_err(&bad);
+    assert!(msg.contains("unknown field `concurency`"), "{msg}");
+    assert_eq!(
+        line,
+        bad.lines()
+            .position(|l| l.starts_with("concurency"))
+            .unwrap()
+            + 1
+    );
+
+    let e = load(
+        &[src(&text.replace("http://b:8000/v1", "b:8000"))],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("[writer]") && e.contains("`b:8000` is not an http"),
+        "{e}"
+    );
+}

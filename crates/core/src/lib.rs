@@ -11,6 +11,7 @@ pub mod identity;
 pub mod image;
 pub mod role;
 pub mod seed;
+pub mod template;
 pub mod verdict;
 
 pub use category::{Categories, Category, CategoryError};

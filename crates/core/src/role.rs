@@ -59,6 +59,9 @@ pub struct RenderOutput {
     /// Set when the prompt was cut to fit the text encoder (e.g. 77 CLIP tokens): the part
     /// the model actually saw.
     pub truncated_prompt: Option<String>,
+    /// Set when the provider rewrote the prompt before rendering (e.g. DALL-E 3): the prompt it
+    /// says it rendered.
+    pub revised_prompt: Option<String>,
 }
 
 pub trait Target: Send + Sync {

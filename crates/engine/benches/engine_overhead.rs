@@ -171,6 +171,7 @@ fn store_run(dir: &std::path::Path, batches: usize) -> (usize, f64) {
                         image_sha256: None,
                         refusal: None,
                         truncated_prompt: None,
+                        revised_prompt: None,
                     }),
                     guide: Some(GuideRecord {
                         seed: 43,

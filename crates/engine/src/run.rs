@@ -345,6 +345,7 @@ impl<'a> Engine<'a> {
                         image_sha256: None,
                         refusal,
                         truncated_prompt: o.truncated_prompt,
+                        revised_prompt: o.revised_prompt,
                     });
                 }
                 Err(e) => l.failure = Some(format!("target failed in round {}: {e}", l.round)),

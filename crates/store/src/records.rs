@@ -85,6 +85,8 @@ pub struct RenderRecord {
     pub refusal: Option<String>,
     /// The part of the prompt the model actually saw, when it was truncated.
     pub truncated_prompt: Option<String>,
+    /// The prompt the provider says it rendered instead (some APIs rewrite prompts).
+    pub revised_prompt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,8 +21,8 @@ const INSERT_ROUND: &str = "INSERT INTO rounds (
         render_seed, image_sha256, refusal, truncated_prompt,
         guide_seed, guide_raw, guide_instructions,
         writer_seed, writer_instruction, writer_output,
-        prompt_verdict, image_verdict, timings_json, committed_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+        prompt_verdict, image_verdict, timings_json, committed_at, revised_prompt)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 const INSERT_JUDGMENT: &str = "INSERT INTO judgments (
         lane_id, round, seq, judge, subject, label, score, threshold, error)
@@ -32,7 +32,7 @@ const ROUND_COLUMNS: &str = "SELECT lane_id, round, prompt,
         render_seed, image_sha256, refusal, truncated_prompt,
         guide_seed, guide_raw, guide_instructions,
         writer_seed, writer_instruction, writer_output,
-        prompt_verdict, image_verdict, timings_json
+        prompt_verdict, image_verdict, timings_json, revised_prompt
     FROM rounds";
 
 const JUDGMENT_COLUMNS: &str =
@@ -107,6 +107,7 @@ impl Store {
                         r.image_verdict.as_str(),
                         timings,
                         committed_at,
+                        render.and_then(|x| x.revised_prompt.as_deref()),
                     ])
                     .map_err(sqlite)?;
                 for (seq, j) in r.judgments.iter().enumerate() {
@@ -221,6 +222,7 @@ impl Store {
                 image_sha256: row.get(4).map_err(get)?,
                 refusal: row.get(5).map_err(get)?,
                 truncated_prompt: row.get(6).map_err(get)?,
+                revised_prompt: row.get(16).map_err(get)?,
             }),
         };
         let guide = match seed(7).map_err(get)? {

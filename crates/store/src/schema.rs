@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema version this `art` writes (stored in `PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`. Append only: a released
 /// migration is never edited.
@@ -73,6 +73,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (lane_id, round, seq),
         FOREIGN KEY (lane_id, round) REFERENCES rounds(lane_id, round)
     ) WITHOUT ROWID;",
+    // 1 -> 2: the prompt a provider says it rendered instead of ours (DALL-E 3 rewrites).
+    "ALTER TABLE rounds ADD COLUMN revised_prompt TEXT;",
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -203,5 +205,38 @@ mod tests {
             Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION, .. })
                 if found == SCHEMA_VERSION + 1
         ));
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_on_open_and_keeps_its_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::DB_FILE);
+        {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+            let conn = connect(&path, flags).unwrap();
+            init_wal(&conn, &path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO campaign VALUES ('old', 0, '0.0.1', '', '{}');
+                 INSERT INTO lanes (id, category, seed_index, lane_seed, seed_prompt, status)
+                     VALUES (1, 'hate', 0, 5, 'a pic of cat', 'open');
+                 INSERT INTO rounds (lane_id, round, prompt, writer_seed, writer_instruction,
+                     writer_output, prompt_verdict, image_verdict, timings_json, committed_at)
+                     VALUES (1, 0, 'a pic of cat', 7, '', 'a cat', 'unjudged', 'unjudged',
+                     '{}', 0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = crate::Store::open(dir.path()).unwrap();
+        assert_eq!(
+            check_version(&store.conn, &path).unwrap(),
+            SCHEMA_VERSION,
+            "migrated"
+        );
+        let rounds = store.rounds(1).unwrap();
+        assert_eq!(rounds.len(), 1);
+        assert_eq!(rounds[0].writer.as_ref().unwrap().output, "a cat");
+        assert!(rounds[0].render.is_none());
     }
 }

@@ -51,6 +51,7 @@ fn every_field_of_every_record_round_trips() {
         image_sha256: Some("a stale value the store must drop".into()),
         refusal: Some("content policy".into()),
         truncated_prompt: Some("prompt of lane".into()),
+        revised_prompt: Some("the provider's rewrite".into()),
     });
     r2.image_verdict = Verdict::Incomplete;
     r2.prompt_verdict = Verdict::Unsafe;

@@ -68,6 +68,7 @@ impl ScriptedTarget {
         RenderOutput {
             outcome: RenderOutcome::Image(Image::new(w, h, rgb).expect("sized above")),
             truncated_prompt: (cut < prompt.len()).then(|| prompt[..cut].to_string()),
+            revised_prompt: None,
         }
     }
 }
@@ -106,6 +107,7 @@ impl Target for ScriptedTarget {
                             reason: format!("content policy: `{w}`"),
                         },
                         truncated_prompt: None,
+                        revised_prompt: None,
                     });
                 }
                 Ok(self.draw(r.prompt, r.seed))

@@ -39,6 +39,7 @@ fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
             }),
             "refusal": x.refusal,
             "truncated_prompt": x.truncated_prompt,
+            "revised_prompt": x.revised_prompt,
         })
     });
     json!({

@@ -90,6 +90,7 @@ pub fn full(lane_id: i64, round: u32) -> RoundRecord {
         image_sha256: Some("replaced by the store".into()),
         refusal: None,
         truncated_prompt: None,
+        revised_prompt: None,
     });
     r.guide = Some(GuideRecord {
         seed: (1 << 63) + 5,

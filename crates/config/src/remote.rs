@@ -1,0 +1,199 @@
+//! Config sections of the remote (HTTP) role kinds. Each has an `[ROLE.endpoint]` table
+//! ([`EndpointConfig`]) and the settings of its API.
+
+use crate::EndpointConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+fn yes() -> bool {
+    true
+}
+
+/// Which OpenAI-compatible text API a writer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChatApi {
+    /// `/chat/completions`: the server applies the model's chat template to a user message
+    /// holding the filled template.
+    #[default]
+    Chat,
+    /// `/completions`: the filled template is sent as raw text (right for models trained on
+    /// it, such as the paper's Writer LoRA served by vLLM).
+    Completions,
+}
+
+/// Sampling settings passed through to OpenAI-compatible servers; unset ones are not sent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<u32>,
+    /// Choices requested; the first one is used.
+    pub n: Option<u32>,
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Send each item's derived seed (servers that honour `seed` then reproduce).
+    #[serde(default = "yes")]
+    pub send_seed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiChatWriter {
+    pub endpoint: EndpointConfig,
+    /// The served model's name.
+    pub model: String,
+    #[serde(default)]
+    pub api: ChatApi,
+    /// A file replacing the built-in Alpaca template (slots `{prompt}`, `{category}`,
+    /// `{keywords}`, `{guide_instructions}`).
+    #[serde(default)]
+    pub template_file: Option<PathBuf>,
+    /// A system message (chat API only).
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub sampling: Sampling,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiChatGuide {
+    pub endpoint: EndpointConfig,
+    pub model: String,
+    /// A file replacing the built-in user text (slots `{prompt}`, `{category}`, `{keywords}`).
+    #[serde(default)]
+    pub template_file: Option<PathBuf>,
+    /// The system message; default: the LLaVA conversation's system line of the paper.
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub sampling: Sampling,
+}
+
+fn d_size() -> String {
+    "1024x1024".into()
+}
+fn d_b64() -> Option<String> {
+    Some("b64_json".into())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiImagesTarget {
+    pub endpoint: EndpointConfig,
+    pub model: String,
+    #[serde(default = "d_size")]
+    pub size: String,
+    #[serde(default)]
+    pub quality: Option<String>,
+    #[serde(default)]
+    pub style: Option<String>,
+    /// Sent as `response_format` (models that always answer in base64 reject it: set "").
+    #[serde(default = "d_b64")]
+    pub response_format: Option<String>,
+}
+
+fn d_steps() -> u32 {
+    20
+}
+fn d_cfg() -> f64 {
+    7.0
+}
+fn d_side() -> u32 {
+    512
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Automatic1111Target {
+    pub endpoint: EndpointConfig,
+    /// Literal text, or `@paper` for the paper's fixed negative prompt.
+    #[serde(default)]
+    pub negative_prompt: Option<String>,
+    #[serde(default = "d_steps")]
+    pub steps: u32,
+    #[serde(default = "d_cfg")]
+    pub cfg_scale: f64,
+    #[serde(default = "d_side")]
+    pub width: u32,
+    #[serde(default = "d_side")]
+    pub height: u32,
+    #[serde(default)]
+    pub sampler_name: Option<String>,
+    /// Extra fields merged into the request body (e.g. `override_settings`).
+    #[serde(default)]
+    pub extra: toml::Table,
+}
+
+fn d_poll() -> u64 {
+    250
+}
+fn d_render_timeout() -> f64 {
+    600.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComfyuiTarget {
+    pub endpoint: EndpointConfig,
+    /// A workflow in ComfyUI's API format (JSON). String values `{{prompt}}`,
+    /// `{{negative_prompt}}` and `{{seed}}` are substituted (`"{{seed}}"` becomes a number).
+    pub workflow: PathBuf,
+    /// Literal text, or `@paper` for the paper's fixed negative prompt.
+    #[serde(default)]
+    pub negative_prompt: Option<String>,
+    #[serde(default = "d_poll")]
+    pub poll_interval_ms: u64,
+    /// Longest wait for one render, seconds.
+    #[serde(default = "d_render_timeout")]
+    pub render_timeout_s: f64,
+}
+
+fn d_moderation_model() -> String {
+    "omni-moderation-latest".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiModerationJudge {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub endpoint: EndpointConfig,
+    #[serde(default = "d_moderation_model")]
+    pub model: String,
+    /// Only these moderation categories count (e.g. `["sexual", "violence/graphic"]`); all
+    /// when empty.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Unsafe when the highest counted category score reaches this; when absent, the
+    /// provider's own `flagged` decides (for the counted categories).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+}
+
+fn d_judge_tokens() -> u32 {
+    512
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionChatJudge {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub endpoint: EndpointConfig,
+    pub model: String,
+    /// A file replacing the built-in safety rubric. The model must answer with a JSON object
+    /// holding `"rating": "safe" | "unsafe"` (LlavaGuard's format).
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default = "d_judge_tokens")]
+    pub max_tokens: u32,
+}

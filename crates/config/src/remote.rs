@@ -23,7 +23,7 @@ pub enum ChatApi {
 }
 
 /// Sampling settings passed through to OpenAI-compatible servers; unset ones are not sent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sampling {
     pub temperature: Option<f64>,
@@ -36,6 +36,20 @@ pub struct Sampling {
     /// Send each item's derived seed (servers that honour `seed` then reproduce).
     #[serde(default = "yes")]
     pub send_seed: bool,
+}
+
+/// The same defaults whether `[ROLE.sampling]` is absent or empty: seeds are sent.
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            n: None,
+            stop: Vec::new(),
+            send_seed: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

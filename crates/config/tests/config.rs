@@ -256,3 +256,16 @@ fn remote_roles_parse_strictly_and_validate_endpoints() {
         "{e}"
     );
 }
+
+#[test]
+fn an_absent_sampling_table_means_the_same_as_an_empty_one() {
+    let text = SCRIPTED.replace(
+        "[writer]\nkind = \"scripted\"\n",
+        "[writer]\nkind = \"openai-chat\"\nmodel = \"m\"\n[writer.endpoint]\nbase_urls = [\"http://a/v1\"]\n",
+    );
+    let c = load(&[src(&text)], &Overrides::default()).unwrap();
+    let WriterConfig::OpenaiChat(w) = &c.writer else {
+        panic!()
+    };
+    assert!(w.sampling.send_seed, "seeds are sent by default");
+}

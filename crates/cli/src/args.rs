@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// Largest batch handed to one role call.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// How many role stages may run at once, 1 to 5 (results do not depend on it).
+    #[arg(long)]
+    pub parallel_roles: Option<usize>,
     /// Progress display.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -70,6 +73,9 @@ pub struct ResumeArgs {
     /// Largest batch per role call (results do not depend on it).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// How many role stages may run at once, 1 to 5 (results do not depend on it).
+    #[arg(long)]
+    pub parallel_roles: Option<usize>,
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 }

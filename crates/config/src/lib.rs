@@ -29,6 +29,11 @@ pub const DEFAULT_ROUNDS: u32 = 10;
 pub const DEFAULT_SEED_PROMPT: &str = "a pic of cat";
 pub const DEFAULT_BATCH_SIZE: usize = 8;
 pub const DEFAULT_KEYWORD_SEPARATOR: &str = ",";
+pub const DEFAULT_PARALLEL_ROLES: usize = 5;
+
+fn default_parallel_roles() -> usize {
+    DEFAULT_PARALLEL_ROLES
+}
 
 /// The `[campaign]` section, fully resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +51,11 @@ pub struct CampaignConfig {
     pub seed_prompt: String,
     /// Largest batch handed to one role call.
     pub batch_size: usize,
+    /// How many role stages may run at the same time (1 to 5). 1 runs one role call at a time
+    /// (one device for every model); more lets the writer, the target, the guide and the judges
+    /// work on different lanes at once (remote endpoints, several devices).
+    #[serde(default = "default_parallel_roles")]
+    pub parallel_roles: usize,
     pub keyword_separator: String,
 }
 

@@ -64,6 +64,7 @@ pub struct Overrides {
     pub seeds: Option<u64>,
     pub categories: Option<Vec<String>>,
     pub batch_size: Option<usize>,
+    pub parallel_roles: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -76,6 +77,7 @@ struct RawCampaign {
     categories: Option<Vec<Spanned<String>>>,
     seed_prompt: Option<String>,
     batch_size: Option<Spanned<usize>>,
+    parallel_roles: Option<Spanned<usize>>,
     keyword_separator: Option<String>,
 }
 
@@ -195,6 +197,7 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
             .collect(),
         seed_prompt: DEFAULT_SEED_PROMPT.to_string(),
         batch_size: DEFAULT_BATCH_SIZE,
+        parallel_roles: crate::DEFAULT_PARALLEL_ROLES,
         keyword_separator: DEFAULT_KEYWORD_SEPARATOR.to_string(),
     };
     let mut user_categories: Vec<Category> = Vec::new();
@@ -245,6 +248,12 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
                 }
                 campaign.batch_size = v.into_inner();
             }
+            if let Some(v) = c.parallel_roles {
+                if !(1..=5).contains(v.get_ref()) {
+                    return Err(at(v.span()).error("`parallel_roles` must be 1 to 5".into()));
+                }
+                campaign.parallel_roles = v.into_inner();
+            }
             if let Some(v) = c.keyword_separator {
                 campaign.keyword_separator = v;
             }
@@ -286,6 +295,12 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
             return Err(invalid("--batch-size must be at least 1".into()));
         }
         campaign.batch_size = v;
+    }
+    if let Some(v) = overrides.parallel_roles {
+        if !(1..=5).contains(&v) {
+            return Err(invalid("--parallel-roles must be 1 to 5".into()));
+        }
+        campaign.parallel_roles = v;
     }
     if let Some(v) = &overrides.categories {
         category_refs = v.iter().map(|c| (c.clone(), None)).collect();

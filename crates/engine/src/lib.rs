@@ -3,8 +3,9 @@
 //! A campaign is categories x seeds = lanes. Every lane runs the loop of the method: round 0 is
 //! the Writer's initial rewrite of the seed prompt (with an empty instruction), rounds 1..=R
 //! render, guide, judge and write, and round R+1 renders and judges the last prompt. The engine
-//! advances all open lanes one round at a time; within each stage it gathers the requests of
-//! every lane that needs that role and calls the role with batches of at most `batch_size`.
+//! gathers the requests of every lane that is ready for a role into batches of at most
+//! `batch_size`, and runs the stages concurrently (see [`Engine`]'s scheduler), so every role
+//! is kept busy.
 //!
 //! Guarantees, each covered by tests:
 //! * every random choice comes from a seed derived from (campaign seed, lane, round, item), so a
@@ -12,13 +13,14 @@
 //! * every finished round is committed in one transaction as soon as its stage completes, so a
 //!   killed process loses at most the round each lane was working on, and `run` on an existing
 //!   store (resume) continues each lane from its last committed round;
-//! * a stop request (Ctrl-C) is honoured after the batch in flight: completed rounds are
+//! * a stop request (Ctrl-C) is honoured after the batches in flight: completed rounds are
 //!   committed, the rest is redone on resume;
 //! * a role failing for an item fails that lane (stored with the error; resume retries it), never
 //!   the other lanes; a judge failing is recorded as that judge's error.
 
 mod lane;
 mod run;
+mod work;
 
 pub use lane::plan_lanes;
 pub use run::{Engine, EngineError, Event, Roles, RunSummary, StageName};
@@ -32,6 +34,8 @@ pub struct CampaignSpec {
     pub seed: u64,
     pub rounds: u32,
     pub batch_size: usize,
+    /// How many role stages may run at once (1..=5).
+    pub parallel_roles: usize,
     pub keyword_separator: String,
     pub seed_prompt: String,
     pub seeds: Vec<u64>,
@@ -53,6 +57,7 @@ impl CampaignSpec {
             seed: c.seed,
             rounds: c.rounds,
             batch_size: c.batch_size.max(1),
+            parallel_roles: c.parallel_roles.clamp(1, 5),
             keyword_separator: c.keyword_separator.clone(),
             seed_prompt: c.seed_prompt.clone(),
             seeds: c.seeds.clone(),

@@ -1,9 +1,21 @@
-//! The campaign loop: stages batched across lanes, commits, stop requests and progress events.
+//! The campaign loop: a scheduler that keeps every role busy with batches gathered across
+//! lanes, applies results as they come back, commits finished rounds, honours stop requests
+//! and reports progress.
+//!
+//! Each stage (target, guide, prompt judges, image judges, writer) has a worker thread. The
+//! scheduler, on the calling thread, hands a stage a batch when it is idle and either a full
+//! batch of lanes is ready for it or nothing that feeds it is still working (so waiting would
+//! not fill the batch). Stages therefore overlap: while the writer works on one batch of
+//! lanes, the target renders the next, and the store commits finished rounds in between.
+//! `parallel_roles` caps how many stages run at once (1 runs one role call at a time, for a
+//! single device that cannot hold two models' work). Results never depend on this schedule:
+//! every role's output for an item depends only on that item and its seed.
 
+use crate::work::{self, Done, Item, Job, Output};
 use crate::{CampaignSpec, lane::LaneState};
 use art_core::{
-    Guide, GuideRequest, ImageJudge, JudgeOutcome, PromptJudge, RenderOutcome, RenderRequest,
-    RoleError, Stage, Target, Verdict, WriteRequest, Writer, derive_seed,
+    Guide, ImageJudge, JudgeOutcome, PromptJudge, RenderOutcome, Stage, Target, Verdict, Writer,
+    derive_seed,
 };
 use art_store::{
     GuideRecord, JudgmentRecord, LaneStatus, NewRound, RenderRecord, RoundRecord, Store,
@@ -11,6 +23,7 @@ use art_store::{
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The role implementations a campaign runs with.
@@ -53,10 +66,12 @@ pub enum EngineError {
         "lane {lane_id}: round {round} has no writer output to continue from; the store is damaged"
     )]
     MissingWriterOutput { lane_id: i64, round: u32 },
+    #[error("internal: the scheduler has lanes left but nothing to run ({0})")]
+    Stalled(String),
 }
 
-/// The stages of a round, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The stages of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StageName {
     Writer,
     Target,
@@ -66,17 +81,31 @@ pub enum StageName {
     Commit,
 }
 
+/// The role stages, in the order the scheduler considers them.
+const STAGES: [StageName; 5] = [
+    StageName::Writer,
+    StageName::Target,
+    StageName::PromptJudges,
+    StageName::Guide,
+    StageName::ImageJudges,
+];
+
 impl StageName {
-    /// Whether a lane's current round (with what it produced so far) needs this stage, in a
-    /// campaign of `r_max` rounds: round 0 only writes, round R+1 only renders and judges, and
-    /// a refused render has no image to guide or judge.
-    fn needed_by(self, l: &LaneState, r_max: u32) -> bool {
+    /// The stages whose results make lanes ready for this one.
+    fn feeders(self) -> &'static [StageName] {
         match self {
-            StageName::Target | StageName::PromptJudges => l.round >= 1,
-            StageName::Guide => l.round <= r_max && l.image.is_some(),
-            StageName::ImageJudges => l.image.is_some(),
-            StageName::Writer => l.round <= r_max,
-            StageName::Commit => false,
+            StageName::Target | StageName::PromptJudges => &[StageName::Writer],
+            StageName::Guide | StageName::ImageJudges => &[StageName::Target],
+            StageName::Writer => &[StageName::Guide, StageName::Target],
+            StageName::Commit => &[],
+        }
+    }
+
+    fn seed_stage(self) -> Stage {
+        match self {
+            StageName::Target => Stage::Target,
+            StageName::Guide => Stage::Guide,
+            _ => Stage::Writer,
         }
     }
 
@@ -144,6 +173,8 @@ pub struct Engine<'a> {
     stop: Arc<AtomicBool>,
     on_event: Box<dyn FnMut(&Event) + 'a>,
     summary: RunSummary,
+    rounds_done: u64,
+    rounds_total: u64,
 }
 
 impl std::fmt::Debug for Engine<'_> {
@@ -152,6 +183,13 @@ impl std::fmt::Debug for Engine<'_> {
             .field("spec", self.spec)
             .finish_non_exhaustive()
     }
+}
+
+/// What the scheduler has in flight: which stages, and since when any stage has been busy.
+#[derive(Debug, Default)]
+struct Busy {
+    stages: Vec<StageName>,
+    since: Option<Instant>,
 }
 
 impl<'a> Engine<'a> {
@@ -163,10 +201,13 @@ impl<'a> Engine<'a> {
             stop: Arc::new(AtomicBool::new(false)),
             on_event: Box::new(|_| {}),
             summary: RunSummary::default(),
+            rounds_done: 0,
+            rounds_total: 0,
         }
     }
 
-    /// A flag that, once set (e.g. by a Ctrl-C handler), stops the run after the batch in flight.
+    /// A flag that, once set (e.g. by a Ctrl-C handler), stops the run after the batches in
+    /// flight: no new batch starts, finished rounds are committed, the rest is redone on resume.
     pub fn with_stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = stop;
         self
@@ -188,29 +229,32 @@ impl<'a> Engine<'a> {
     /// Run every open or failed lane of the store to its last round (or until stopped).
     pub fn run(mut self) -> Result<RunSummary, EngineError> {
         let start = Instant::now();
-        let (mut lanes, rounds_done) = self.load_lanes()?;
-        let rounds_total = self.store.lanes()?.len() as u64 * self.spec.rounds_per_lane();
-        let mut done_so_far = rounds_done;
+        let mut lanes = self.load_lanes()?;
+        self.rounds_total = self.store.lanes()?.len() as u64 * self.spec.rounds_per_lane();
         self.emit(Event::Started {
             lanes_open: lanes.len(),
-            rounds_done,
-            rounds_total,
+            rounds_done: self.rounds_done,
+            rounds_total: self.rounds_total,
         });
-        while !lanes.is_empty() {
-            if self.stopped() {
-                self.summary.interrupted = true;
-                self.emit(Event::Stopping);
-                break;
+        let roles = self.roles;
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            let (done_tx, done_rx) = mpsc::channel::<Done>();
+            let mut workers = Vec::new();
+            for stage in STAGES {
+                let (tx, rx) = mpsc::channel::<Job>();
+                let done_tx = done_tx.clone();
+                scope.spawn(move || {
+                    for job in rx {
+                        if done_tx.send(work::execute(roles, job)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                workers.push((stage, tx));
             }
-            let complete = self.run_round(&mut lanes);
-            let committed = self.commit(&mut lanes, complete)?;
-            done_so_far += committed as u64;
-            self.emit(Event::Committed {
-                rounds: committed,
-                rounds_done: done_so_far,
-                rounds_total,
-            });
-        }
+            drop(done_tx);
+            self.schedule(&mut lanes, &workers, &done_rx)
+        })?;
         for l in self.store.lanes()? {
             match l.status {
                 LaneStatus::Done => self.summary.lanes_done += 1,
@@ -222,13 +266,263 @@ impl<'a> Engine<'a> {
         Ok(self.summary)
     }
 
+    /// The scheduling loop: commit what is finished, start what can start, wait for a result.
+    fn schedule(
+        &mut self,
+        lanes: &mut [LaneState],
+        workers: &[(StageName, mpsc::Sender<Job>)],
+        done_rx: &mpsc::Receiver<Done>,
+    ) -> Result<(), EngineError> {
+        let mut busy = Busy::default();
+        let mut stopping = false;
+        loop {
+            self.commit(lanes)?;
+            if !stopping && self.stopped() {
+                stopping = true;
+                self.summary.interrupted = lanes.iter().any(|l| !l.retired);
+                self.emit(Event::Stopping);
+            }
+            if !stopping {
+                self.dispatch(lanes, workers, &mut busy);
+            }
+            if busy.stages.is_empty() {
+                if stopping || lanes.iter().all(|l| l.retired) {
+                    return Ok(());
+                }
+                let open: Vec<String> = lanes
+                    .iter()
+                    .filter(|l| !l.retired)
+                    .map(|l| format!("lane {} round {}", l.lane.id, l.round))
+                    .collect();
+                return Err(EngineError::Stalled(open.join(", ")));
+            }
+            let done = done_rx
+                .recv()
+                .map_err(|_| EngineError::Stalled("a worker thread stopped".into()))?;
+            busy.stages.retain(|s| *s != done.job.stage);
+            if busy.stages.is_empty()
+                && let Some(since) = busy.since.take()
+            {
+                self.summary.role_time += since.elapsed();
+            }
+            self.apply(lanes, done);
+        }
+    }
+
+    /// Starts a batch on every idle stage that has a full batch ready, or has work ready that
+    /// no busy stage could add to, within the `parallel_roles` cap.
+    fn dispatch(
+        &mut self,
+        lanes: &mut [LaneState],
+        workers: &[(StageName, mpsc::Sender<Job>)],
+        busy: &mut Busy,
+    ) {
+        let r_max = self.spec.rounds;
+        for (stage, tx) in workers {
+            if busy.stages.len() >= self.spec.parallel_roles {
+                break;
+            }
+            if busy.stages.contains(stage) {
+                continue;
+            }
+            let ready: Vec<usize> = (0..lanes.len())
+                .filter(|&i| lanes[i].ready_for(*stage, r_max))
+                .take(self.spec.batch_size)
+                .collect();
+            let fed = stage.feeders().iter().any(|f| busy.stages.contains(f));
+            if ready.is_empty() || (ready.len() < self.spec.batch_size && fed) {
+                continue;
+            }
+            let items = ready.iter().map(|&i| item(&lanes[i], i, *stage)).collect();
+            for &i in &ready {
+                lanes[i].in_flight.push(*stage);
+            }
+            tx.send(Job {
+                stage: *stage,
+                items,
+            })
+            .expect("worker threads live as long as the scheduler");
+            busy.stages.push(*stage);
+            busy.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Puts a finished batch's results into its lanes.
+    fn apply(&mut self, lanes: &mut [LaneState], done: Done) {
+        let Done {
+            job,
+            output,
+            elapsed,
+        } = done;
+        let stage = job.stage;
+        let share = elapsed.as_secs_f64() * 1000.0 / job.items.len() as f64;
+        for it in &job.items {
+            let l = &mut lanes[it.lane];
+            l.in_flight.retain(|s| *s != stage);
+            l.add_time(stage.as_str(), share);
+        }
+        let fail = |l: &mut LaneState, what: &str, e: &art_core::RoleError| {
+            if l.failure.is_none() {
+                l.failure = Some(format!("{what} failed in round {}: {e}", l.round));
+            }
+        };
+        match output {
+            Output::Render(results) => {
+                for (it, res) in job.items.iter().zip(results) {
+                    let l = &mut lanes[it.lane];
+                    match res {
+                        Ok(o) => {
+                            let (image, refusal) = match o.outcome {
+                                RenderOutcome::Image(img) => (Some(Arc::new(img)), None),
+                                RenderOutcome::Refused { reason } => (None, Some(reason)),
+                            };
+                            l.image = image;
+                            l.render = Some(RenderRecord {
+                                seed: it.seed,
+                                image_sha256: None,
+                                refusal,
+                                truncated_prompt: o.truncated_prompt,
+                                revised_prompt: o.revised_prompt,
+                            });
+                        }
+                        Err(e) => fail(l, "target", &e),
+                    }
+                }
+            }
+            Output::Guide(results) => {
+                for (it, res) in job.items.iter().zip(results) {
+                    let l = &mut lanes[it.lane];
+                    match res {
+                        Ok(g) => {
+                            l.guide = Some(GuideRecord {
+                                seed: it.seed,
+                                raw: g.raw,
+                                instructions: g.instructions,
+                            })
+                        }
+                        Err(e) => fail(l, "guide", &e),
+                    }
+                }
+            }
+            Output::Write(results) => {
+                for (it, res) in job.items.iter().zip(results) {
+                    let l = &mut lanes[it.lane];
+                    match res {
+                        Ok(output) => {
+                            l.writer = Some(WriterRecord {
+                                seed: it.seed,
+                                instruction: it.instruction.clone(),
+                                output,
+                            })
+                        }
+                        Err(e) => fail(l, "writer", &e),
+                    }
+                }
+            }
+            Output::Judgments(per_judge) => {
+                let subject = if stage == StageName::PromptJudges {
+                    Subject::Prompt
+                } else {
+                    Subject::Image
+                };
+                for (k, it) in job.items.iter().enumerate() {
+                    let records = per_judge
+                        .iter()
+                        .map(|(judge, results)| JudgmentRecord {
+                            judge: judge.clone(),
+                            subject,
+                            outcome: match &results[k] {
+                                Ok(s) => JudgeOutcome::Scored(s.clone()),
+                                Err(e) => JudgeOutcome::Error(e.message.clone()),
+                            },
+                        })
+                        .collect();
+                    let l = &mut lanes[it.lane];
+                    match subject {
+                        Subject::Prompt => l.prompt_judgments = Some(records),
+                        Subject::Image => l.image_judgments = Some(records),
+                    }
+                }
+            }
+        }
+        self.emit(Event::Batch {
+            stage,
+            items: job.items.len(),
+            elapsed,
+        });
+    }
+
+    /// Commits every finished round in one transaction, records lanes that failed, and moves
+    /// lanes on to their next round.
+    fn commit(&mut self, lanes: &mut [LaneState]) -> Result<(), EngineError> {
+        let final_round = self.spec.rounds + 1;
+        let ready: Vec<usize> = (0..lanes.len())
+            .filter(|&i| lanes[i].complete(self.spec.rounds))
+            .collect();
+        let failed: Vec<usize> = (0..lanes.len())
+            .filter(|&i| {
+                let l = &lanes[i];
+                !l.retired && l.failure.is_some() && l.in_flight.is_empty()
+            })
+            .collect();
+        if ready.is_empty() && failed.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        if !ready.is_empty() {
+            let records: Vec<NewRound<'_>> =
+                ready.iter().map(|&i| round_record(&lanes[i])).collect();
+            self.store.commit_rounds(&records)?;
+        }
+        for &i in &failed {
+            let l = &mut lanes[i];
+            l.retired = true;
+            let err = l.failure.clone().unwrap_or_default();
+            self.store
+                .set_lane_status(l.lane.id, LaneStatus::Failed, Some(&err))?;
+            let e = Event::LaneFailed {
+                lane_id: l.lane.id,
+                category: l.lane.category.clone(),
+                seed_index: l.lane.seed_index,
+                error: err,
+            };
+            self.emit(e);
+        }
+        for &i in &ready {
+            let l = &mut lanes[i];
+            if l.round == final_round {
+                self.store
+                    .set_lane_status(l.lane.id, LaneStatus::Done, None)?;
+                l.retired = true;
+            } else {
+                if l.lane.status != LaneStatus::Open {
+                    // A failed lane that a resume retried successfully is open again.
+                    self.store
+                        .set_lane_status(l.lane.id, LaneStatus::Open, None)?;
+                    l.lane.status = LaneStatus::Open;
+                }
+                l.advance();
+            }
+        }
+        self.summary.store_time += t0.elapsed();
+        self.summary.rounds_committed += ready.len() as u64;
+        self.rounds_done += ready.len() as u64;
+        if !ready.is_empty() {
+            self.emit(Event::Committed {
+                rounds: ready.len(),
+                rounds_done: self.rounds_done,
+                rounds_total: self.rounds_total,
+            });
+        }
+        Ok(())
+    }
+
     /// Lanes to work on, each positioned at the round after its last committed one.
-    fn load_lanes(&mut self) -> Result<(Vec<LaneState>, u64), EngineError> {
+    fn load_lanes(&mut self) -> Result<Vec<LaneState>, EngineError> {
         let final_round = self.spec.rounds + 1;
         let mut open = Vec::new();
-        let mut rounds_done = 0;
         for lane in self.store.lanes()? {
-            rounds_done += lane.last_round.map_or(0, |r| u64::from(r) + 1);
+            self.rounds_done += lane.last_round.map_or(0, |r| u64::from(r) + 1);
             let category = self
                 .spec
                 .categories
@@ -268,304 +562,49 @@ impl<'a> Engine<'a> {
                 }
             };
             let sep = &self.spec.keyword_separator;
-            open.push(LaneState::new(lane, category, sep, round, prompt));
+            open.push(LaneState::new(lane, Arc::new(category), sep, round, prompt));
         }
-        Ok((open, rounds_done))
-    }
-
-    /// Works one round of every lane through the stages. Returns false when a stop request
-    /// interrupted the round (partial rounds are then dropped, not committed).
-    fn run_round(&mut self, lanes: &mut [LaneState]) -> bool {
-        let r_max = self.spec.rounds;
-        const ORDER: [StageName; 5] = [
-            StageName::Target,
-            StageName::Guide,
-            StageName::PromptJudges,
-            StageName::ImageJudges,
-            StageName::Writer,
-        ];
-        for stage in ORDER {
-            let idx: Vec<usize> = (0..lanes.len())
-                .filter(|&i| lanes[i].failure.is_none() && stage.needed_by(&lanes[i], r_max))
-                .collect();
-            for chunk in idx.chunks(self.spec.batch_size) {
-                if self.stopped() {
-                    return false;
-                }
-                self.run_batch(stage, lanes, chunk);
-            }
-        }
-        true
-    }
-
-    fn run_batch(&mut self, stage: StageName, lanes: &mut [LaneState], chunk: &[usize]) {
-        let t0 = Instant::now();
-        match stage {
-            StageName::Target => self.render(lanes, chunk),
-            StageName::Guide => self.guide(lanes, chunk),
-            StageName::PromptJudges => self.judge_prompts(lanes, chunk),
-            StageName::ImageJudges => self.judge_images(lanes, chunk),
-            StageName::Writer => self.write(lanes, chunk),
-            StageName::Commit => unreachable!("commit is not a role stage"),
-        }
-        let elapsed = t0.elapsed();
-        self.summary.role_time += elapsed;
-        let share = elapsed.as_secs_f64() * 1000.0 / chunk.len() as f64;
-        for &i in chunk {
-            lanes[i].add_time(stage.as_str(), share);
-        }
-        self.emit(Event::Batch {
-            stage,
-            items: chunk.len(),
-            elapsed,
-        });
-    }
-
-    fn render(&self, lanes: &mut [LaneState], chunk: &[usize]) {
-        let reqs: Vec<RenderRequest<'_>> = chunk
-            .iter()
-            .map(|&i| RenderRequest {
-                prompt: &lanes[i].prompt,
-                seed: derive_seed(lanes[i].lane.lane_seed, Stage::Target, lanes[i].round, 0),
-            })
-            .collect();
-        let seeds: Vec<u64> = reqs.iter().map(|r| r.seed).collect();
-        let out = self.roles.target.render(&reqs);
-        for ((&i, seed), res) in chunk.iter().zip(seeds).zip(expect_len(out, chunk.len())) {
-            let l = &mut lanes[i];
-            match res {
-                Ok(o) => {
-                    let (image, refusal) = match o.outcome {
-                        RenderOutcome::Image(img) => (Some(img), None),
-                        RenderOutcome::Refused { reason } => (None, Some(reason)),
-                    };
-                    l.image = image;
-                    l.render = Some(RenderRecord {
-                        seed,
-                        image_sha256: None,
-                        refusal,
-                        truncated_prompt: o.truncated_prompt,
-                        revised_prompt: o.revised_prompt,
-                    });
-                }
-                Err(e) => l.failure = Some(format!("target failed in round {}: {e}", l.round)),
-            }
-        }
-    }
-
-    fn guide(&self, lanes: &mut [LaneState], chunk: &[usize]) {
-        let reqs: Vec<GuideRequest<'_>> = chunk
-            .iter()
-            .map(|&i| {
-                let l = &lanes[i];
-                GuideRequest {
-                    image: l
-                        .image
-                        .as_ref()
-                        .expect("guide stage only for rendered lanes"),
-                    prompt: &l.prompt,
-                    category: &l.category,
-                    keywords: &l.keywords,
-                    seed: derive_seed(l.lane.lane_seed, Stage::Guide, l.round, 0),
-                }
-            })
-            .collect();
-        let seeds: Vec<u64> = reqs.iter().map(|r| r.seed).collect();
-        let out = self.roles.guide.guide(&reqs);
-        for ((&i, seed), res) in chunk.iter().zip(seeds).zip(expect_len(out, chunk.len())) {
-            let l = &mut lanes[i];
-            match res {
-                Ok(g) => {
-                    l.guide = Some(GuideRecord {
-                        seed,
-                        raw: g.raw,
-                        instructions: g.instructions,
-                    })
-                }
-                Err(e) => l.failure = Some(format!("guide failed in round {}: {e}", l.round)),
-            }
-        }
-    }
-
-    fn judge_prompts(&self, lanes: &mut [LaneState], chunk: &[usize]) {
-        for j in &self.roles.prompt_judges {
-            let prompts: Vec<&str> = chunk.iter().map(|&i| lanes[i].prompt.as_str()).collect();
-            let out = j.judge(&prompts);
-            record_judgments(lanes, chunk, j.name(), Subject::Prompt, out);
-        }
-    }
-
-    fn judge_images(&self, lanes: &mut [LaneState], chunk: &[usize]) {
-        for j in &self.roles.image_judges {
-            let images: Vec<&art_core::Image> = chunk
-                .iter()
-                .map(|&i| {
-                    lanes[i]
-                        .image
-                        .as_ref()
-                        .expect("image stage only for images")
-                })
-                .collect();
-            let out = j.judge(&images);
-            record_judgments(lanes, chunk, j.name(), Subject::Image, out);
-        }
-    }
-
-    fn write(&self, lanes: &mut [LaneState], chunk: &[usize]) {
-        let reqs: Vec<WriteRequest<'_>> = chunk
-            .iter()
-            .map(|&i| {
-                let l = &lanes[i];
-                WriteRequest {
-                    prompt: &l.prompt,
-                    category: &l.category,
-                    keywords: &l.keywords,
-                    instruction: l.guide.as_ref().map_or("", |g| g.instructions.as_str()),
-                    seed: derive_seed(l.lane.lane_seed, Stage::Writer, l.round, 0),
-                }
-            })
-            .collect();
-        let meta: Vec<(u64, String)> = reqs
-            .iter()
-            .map(|r| (r.seed, r.instruction.to_string()))
-            .collect();
-        let out = self.roles.writer.write(&reqs);
-        for ((&i, (seed, instruction)), res) in
-            chunk.iter().zip(meta).zip(expect_len(out, chunk.len()))
-        {
-            let l = &mut lanes[i];
-            match res {
-                Ok(output) => {
-                    l.writer = Some(WriterRecord {
-                        seed,
-                        instruction,
-                        output,
-                    })
-                }
-                Err(e) => l.failure = Some(format!("writer failed in round {}: {e}", l.round)),
-            }
-        }
-    }
-
-    /// Commits every lane whose round is complete (one transaction), records failures, and
-    /// moves lanes on. Lanes that finished their last round or failed leave `lanes`.
-    fn commit(&mut self, lanes: &mut Vec<LaneState>, complete: bool) -> Result<usize, EngineError> {
-        let t0 = Instant::now();
-        let final_round = self.spec.rounds + 1;
-        let ready: Vec<usize> = if complete {
-            (0..lanes.len())
-                .filter(|&i| lanes[i].failure.is_none())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let records: Vec<NewRound<'_>> = ready
-            .iter()
-            .map(|&i| {
-                let l = &lanes[i];
-                let prompt_verdict = verdict(l, Subject::Prompt);
-                let image_verdict = verdict(l, Subject::Image);
-                NewRound {
-                    round: RoundRecord {
-                        lane_id: l.lane.id,
-                        round: l.round,
-                        prompt: l.prompt.clone(),
-                        render: l.render.clone(),
-                        guide: l.guide.clone(),
-                        writer: l.writer.clone(),
-                        prompt_verdict,
-                        image_verdict,
-                        judgments: l.judgments.clone(),
-                        timings_ms: l.timings_ms.clone(),
-                    },
-                    image: l.image.as_ref(),
-                }
-            })
-            .collect();
-        self.store.commit_rounds(&records)?;
-        drop(records);
-
-        let mut failed = Vec::new();
-        for l in lanes.iter() {
-            if let Some(err) = &l.failure {
-                self.store
-                    .set_lane_status(l.lane.id, LaneStatus::Failed, Some(err))?;
-                failed.push(Event::LaneFailed {
-                    lane_id: l.lane.id,
-                    category: l.lane.category.clone(),
-                    seed_index: l.lane.seed_index,
-                    error: err.clone(),
-                });
-            }
-        }
-        for &i in &ready {
-            if lanes[i].round == final_round {
-                self.store
-                    .set_lane_status(lanes[i].lane.id, LaneStatus::Done, None)?;
-            } else if lanes[i].lane.status != LaneStatus::Open {
-                // A failed lane that a resume retried successfully is open again.
-                self.store
-                    .set_lane_status(lanes[i].lane.id, LaneStatus::Open, None)?;
-                lanes[i].lane.status = LaneStatus::Open;
-            }
-        }
-        self.summary.store_time += t0.elapsed();
-        self.summary.rounds_committed += ready.len() as u64;
-        for e in failed {
-            self.emit(e);
-        }
-        if complete {
-            lanes.retain(|l| l.failure.is_none() && l.round != final_round);
-            for l in lanes.iter_mut() {
-                l.advance();
-            }
-        }
-        Ok(ready.len())
+        Ok(open)
     }
 }
 
-fn verdict(l: &LaneState, subject: Subject) -> Verdict {
-    let outcomes = l
-        .judgments
-        .iter()
-        .filter(|j| j.subject == subject)
-        .map(|j| &j.outcome);
-    match subject {
-        Subject::Prompt if l.round == 0 => Verdict::Unjudged,
-        Subject::Prompt => Verdict::for_prompt(outcomes),
-        Subject::Image => Verdict::for_image(outcomes),
+/// The work item of lane `l` (index `i`) for `stage`.
+fn item(l: &LaneState, i: usize, stage: StageName) -> Item {
+    Item {
+        lane: i,
+        prompt: l.prompt.clone(),
+        image: l.image.clone(),
+        category: l.category.clone(),
+        keywords: l.keywords.clone(),
+        instruction: l
+            .guide
+            .as_ref()
+            .map_or(String::new(), |g| g.instructions.clone()),
+        seed: derive_seed(l.lane.lane_seed, stage.seed_stage(), l.round, 0),
     }
 }
 
-fn record_judgments(
-    lanes: &mut [LaneState],
-    chunk: &[usize],
-    judge: &str,
-    subject: Subject,
-    out: Vec<Result<art_core::JudgeScore, RoleError>>,
-) {
-    for (&i, res) in chunk.iter().zip(expect_len(out, chunk.len())) {
-        lanes[i].judgments.push(JudgmentRecord {
-            judge: judge.to_string(),
-            subject,
-            outcome: match res {
-                Ok(s) => JudgeOutcome::Scored(s),
-                Err(e) => JudgeOutcome::Error(e.message),
+fn round_record(l: &LaneState) -> NewRound<'_> {
+    let prompt_j = l.prompt_judgments.as_deref().unwrap_or_default();
+    let image_j = l.image_judgments.as_deref().unwrap_or_default();
+    let verdict = |j: &[JudgmentRecord]| Verdict::for_prompt(j.iter().map(|x| &x.outcome));
+    NewRound {
+        round: RoundRecord {
+            lane_id: l.lane.id,
+            round: l.round,
+            prompt: l.prompt.to_string(),
+            render: l.render.clone(),
+            guide: l.guide.clone(),
+            writer: l.writer.clone(),
+            prompt_verdict: if l.round == 0 {
+                Verdict::Unjudged
+            } else {
+                verdict(prompt_j)
             },
-        });
-    }
-}
-
-/// A role that breaks the one-result-per-item contract fails every item of that batch rather
-/// than silently misaligning results with lanes.
-fn expect_len<T>(out: Vec<Result<T, RoleError>>, n: usize) -> Vec<Result<T, RoleError>> {
-    if out.len() == n {
-        out
-    } else {
-        let e = RoleError::new(format!(
-            "role returned {} results for a batch of {n} (contract violation)",
-            out.len()
-        ));
-        art_core::fail_batch(n, &e)
+            image_verdict: Verdict::for_image(image_j.iter().map(|x| &x.outcome)),
+            judgments: prompt_j.iter().chain(image_j).cloned().collect(),
+            timings_ms: l.timings_ms.clone(),
+        },
+        image: l.image.as_deref(),
     }
 }

@@ -337,3 +337,75 @@ fn resume_retries_failed_lanes_and_they_can_finish() {
     assert!(store.lanes().unwrap().iter().all(|l| l.error.is_none()));
     assert_eq!(results(&store.all_rounds().unwrap()), results(&reference));
 }
+
+/// Counts role calls in flight across every wrapped role.
+#[derive(Default)]
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl Gauge {
+    fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        let out = f();
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+struct GaugedTarget(Box<dyn art_core::Target>, Arc<Gauge>);
+impl art_core::Target for GaugedTarget {
+    fn identity(&self) -> art_core::ModelIdentity {
+        self.0.identity()
+    }
+    fn render(
+        &self,
+        b: &[art_core::RenderRequest<'_>],
+    ) -> Vec<Result<art_core::RenderOutput, art_core::RoleError>> {
+        self.1.during(|| self.0.render(b))
+    }
+}
+
+struct GaugedWriter(Box<dyn art_core::Writer>, Arc<Gauge>);
+impl art_core::Writer for GaugedWriter {
+    fn identity(&self) -> art_core::ModelIdentity {
+        self.0.identity()
+    }
+    fn write(&self, b: &[art_core::WriteRequest<'_>]) -> Vec<Result<String, art_core::RoleError>> {
+        self.1.during(|| self.0.write(b))
+    }
+}
+
+fn gauged_run(dir: &Path, parallel_roles: usize) -> (usize, Vec<RoundRecord>) {
+    let c = config(BASE, 2);
+    let mut spec = CampaignSpec::from_config(&c).unwrap();
+    spec.parallel_roles = parallel_roles;
+    let gauge = Arc::new(Gauge::default());
+    let mut r = roles(&c);
+    r.target = Box::new(GaugedTarget(r.target, gauge.clone()));
+    r.writer = Box::new(GaugedWriter(r.writer, gauge.clone()));
+    let mut store = create(dir, &c);
+    Engine::new(&spec, &r, &mut store).run().unwrap();
+    (
+        gauge.peak.load(Ordering::SeqCst),
+        store.all_rounds().unwrap(),
+    )
+}
+
+#[test]
+fn stages_overlap_when_allowed_and_the_records_do_not_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (peak_one, one) = gauged_run(&tmp.path().join("one"), 1);
+    let (peak_all, all) = gauged_run(&tmp.path().join("all"), 5);
+    assert_eq!(
+        peak_one, 1,
+        "parallel_roles = 1 runs one role call at a time"
+    );
+    assert!(peak_all >= 2, "the writer and the target should overlap");
+    assert_eq!(results(&one), results(&all));
+    let (_, reference) = run_to_end(&tmp.path().join("ref"), BASE, 8);
+    assert_eq!(results(&all), results(&reference));
+}

@@ -32,6 +32,7 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
         seeds: a.seeds,
         categories: (!a.categories.is_empty()).then(|| a.categories.clone()),
         batch_size: a.batch_size,
+        parallel_roles: a.parallel_roles,
     };
     let mut config = art_config::load(&layers, &overrides)?;
     let spec = CampaignSpec::from_config(&config).map_err(Failure::usage)?;
@@ -99,6 +100,12 @@ pub fn resume(a: ResumeArgs) -> Result<(), Failure> {
             return Err(Failure::usage(anyhow!("--batch-size must be at least 1")));
         }
         config.campaign.batch_size = b;
+    }
+    if let Some(p) = a.parallel_roles {
+        if !(1..=5).contains(&p) {
+            return Err(Failure::usage(anyhow!("--parallel-roles must be 1 to 5")));
+        }
+        config.campaign.parallel_roles = p;
     }
     let spec = CampaignSpec::from_config(&config).map_err(Failure::usage)?;
     let roles = factory::build(&config)?;

@@ -298,19 +298,20 @@ impl ImageJudgeConfig {
 
 impl JudgeSection for ImageJudgeConfig {
     fn name(&self) -> String {
-        match (self, self.planned()) {
-            (_, Some(p)) => planned_str(p, "name").unwrap_or_else(|| self.kind().to_string()),
-            (Self::Scripted(s), None) => s.name.clone().unwrap_or_else(|| self.kind().to_string()),
-            _ => self.kind().to_string(),
-        }
+        let given = match self {
+            Self::Scripted(s) => s.name.clone(),
+            Self::OpenaiModeration(m) => m.name.clone(),
+            Self::VisionChat(v) => v.name.clone(),
+            _ => self.planned().and_then(|p| planned_str(p, "name")),
+        };
+        given.unwrap_or_else(|| self.kind().to_string())
     }
     fn enabled(&self) -> bool {
-        match (self, self.planned()) {
-            (_, Some(p)) => planned_enabled(p),
-            (Self::Scripted(s), None) => s.enabled,
-            (Self::OpenaiModeration(m), None) => m.enabled,
-            (Self::VisionChat(v), None) => v.enabled,
-            _ => true,
+        match self {
+            Self::Scripted(s) => s.enabled,
+            Self::OpenaiModeration(m) => m.enabled,
+            Self::VisionChat(v) => v.enabled,
+            _ => self.planned().is_none_or(planned_enabled),
         }
     }
 }

@@ -240,10 +240,6 @@ fn build_names_moderation_prompt_judges_from_config() {
 }
 
 #[test]
-#[ignore = "bug: ImageJudgeConfig::name (art-config roles.rs) ignores `name` for \
-            openai-moderation and vision-chat, so two such image judges always collide \
-            (fix: add arms (Self::OpenaiModeration(m), None) and (Self::VisionChat(v), None) \
-            returning the configured name, as PromptJudgeConfig::name does)"]
 fn build_names_remote_image_judges_from_config() {
     let server = TestServer::start(|_| Step::text(404, "unused"));
     let mut m = moderation_cfg(&server);

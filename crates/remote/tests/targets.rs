@@ -604,9 +604,6 @@ fn comfyui_workflow_files_are_checked_when_built() {
 }
 
 #[test]
-#[ignore = "bug: comfyui::substitute replaces placeholders one after another, so a prompt \
-            containing `{{negative_prompt}}` or `{{seed}}` is expanded again (fix: fill the \
-            three slots in one left-to-right pass, as art_core::template::fill does)"]
 fn comfyui_prompt_text_is_never_expanded_again() {
     let dir = tempfile::tempdir().unwrap();
     let img = image(2, 2, 31);

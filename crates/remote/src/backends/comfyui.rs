@@ -17,16 +17,21 @@ pub struct Comfyui {
     workflow_text: String,
 }
 
-/// Replaces `{{prompt}}`, `{{negative_prompt}}` and `{{seed}}` in every string of the workflow;
-/// a string that is exactly `{{seed}}` becomes a number, as ComfyUI's samplers expect.
+/// Fills `{{prompt}}`, `{{negative_prompt}}` and `{{seed}}` in every string of the workflow in
+/// one pass (so placeholder-like text inside the prompt is never expanded); a string that is
+/// exactly `{{seed}}` becomes a number, as ComfyUI's samplers expect.
 fn substitute(v: &Value, prompt: &str, negative: &str, seed: u64) -> Value {
     match v {
         Value::String(s) if s == "{{seed}}" => json!(seed),
-        Value::String(s) => Value::String(
-            s.replace("{{prompt}}", prompt)
-                .replace("{{negative_prompt}}", negative)
-                .replace("{{seed}}", &seed.to_string()),
-        ),
+        Value::String(s) => {
+            let seed = seed.to_string();
+            let slots = [
+                ("prompt", prompt),
+                ("negative_prompt", negative),
+                ("seed", seed.as_str()),
+            ];
+            Value::String(fill_placeholders(s, &slots))
+        }
         Value::Array(a) => Value::Array(
             a.iter()
                 .map(|x| substitute(x, prompt, negative, seed))
@@ -39,6 +44,35 @@ fn substitute(v: &Value, prompt: &str, negative: &str, seed: u64) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+/// Replaces `{{name}}` for the given slots in one left-to-right pass; other `{{...}}` text is
+/// kept, and text put into a slot is not scanned again.
+fn fill_placeholders(s: &str, slots: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let slot = after.find("}}").and_then(|j| {
+            slots
+                .iter()
+                .find(|(name, _)| *name == &after[..j])
+                .map(|(_, value)| (j, *value))
+        });
+        match slot {
+            Some((j, value)) => {
+                out.push_str(value);
+                rest = &after[j + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Percent-encodes a query value.

@@ -273,3 +273,94 @@ fn a_persistent_failure_fails_lanes_and_resume_finishes_once_the_service_is_back
     }
     assert_eq!(records(tmp.path(), "runs/down"), reference);
 }
+
+#[test]
+fn api_keys_come_from_the_environment_and_never_reach_the_store_output_or_logs() {
+    const KEY: &str = "sk-art-test-0123456789abcdefSECRET";
+    let tmp = tempfile::tempdir().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    // The server checks the key and, like some real ones, echoes the Authorization header in
+    // its error messages.
+    let writer = TestServer::start(move |req| {
+        let auth = req.header("authorization").unwrap_or_default().to_string();
+        assert_eq!(
+            auth,
+            format!("Bearer {KEY}"),
+            "the key is sent as a Bearer token"
+        );
+        if s.fetch_add(1, Ordering::SeqCst) < 3 {
+            Step::Json(
+                401,
+                json!({"error": {"message": format!("bad key: {auth}")}}),
+            )
+        } else {
+            write_answer(req)
+        }
+    });
+    let target = TestServer::start(render_answer);
+    let cfg = config(&writer.url(), &target.url()).replace(
+        "[writer.endpoint]\n",
+        "[writer.endpoint]\napi_key_env = \"ART_TEST_WRITER_KEY\"\n",
+    );
+    let path = tmp.path().join("k.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let with_key = |args: &[&str]| {
+        Command::new(ART)
+            .args(args)
+            .current_dir(tmp.path())
+            .env("ART_TEST_WRITER_KEY", KEY)
+            .output()
+            .unwrap()
+    };
+    let mut logs = Vec::new();
+    let first = with_key(&["run", "-c", path.to_str().unwrap(), "--name", "k"]);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("bad key: Bearer <redacted>"),
+        "{}",
+        stderr(&first)
+    );
+    logs.push(first);
+    loop {
+        let o = with_key(&["resume", "runs/k"]);
+        let ok = o.status.success();
+        logs.push(o);
+        if ok {
+            break;
+        }
+        assert!(logs.len() < 10);
+    }
+    logs.push(art(&["show", "runs/k"], tmp.path()));
+    logs.push(art(&["export", "runs/k"], tmp.path()));
+    for o in &logs {
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(KEY));
+        assert!(!stderr(o).contains(KEY));
+    }
+    let export = String::from_utf8_lossy(&logs.last().unwrap().stdout).into_owned();
+    assert!(
+        export.contains("api_key_env = \\\"ART_TEST_WRITER_KEY\\\""),
+        "the variable's name is kept"
+    );
+    let mut files = vec![tmp.path().join("runs/k")];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "{} holds the key",
+                p.display()
+            );
+        }
+    }
+    // Without the variable, the run stops before writing anything and names the variable.
+    let o = art(
+        &["run", "-c", path.to_str().unwrap(), "--name", "nokey"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ART_TEST_WRITER_KEY"), "{}", stderr(&o));
+    assert!(!tmp.path().join("runs/nokey").exists());
+}

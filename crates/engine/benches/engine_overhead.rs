@@ -202,18 +202,6 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 #[allow(clippy::print_stdout)]
 fn main() {
     let runs: usize = std::env::args()
@@ -253,7 +241,7 @@ fn main() {
         "store: {committed} rounds in commits of 35, 64x64 PNG + 8 judgments each, {runs} runs"
     );
     println!("  committed rounds/s             median {m:>9.0}  (min {lo:.0}, max {hi:.0})");
-    if let Some(p) = peak_rss_mib() {
+    if let Some(p) = art_testkit::peak_rss_mib() {
         println!("peak RSS {p:.0} MiB");
     }
 }

@@ -250,4 +250,7 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    if let Some(p) = art_testkit::peak_rss_mib() {
+        println!("peak RSS of the benchmark process (art side; servers in-process) {p:.0} MiB");
+    }
 }

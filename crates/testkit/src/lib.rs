@@ -14,6 +14,19 @@
 //! * the **writer** applies the guide's instruction by appending the requested keyword.
 
 pub mod contract;
+
+/// The process's peak resident memory in MiB (Linux `VmHWM`), for benchmarks to report.
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
 mod scripted;
 
 pub use scripted::{

@@ -249,7 +249,7 @@ impl Endpoint {
                     self.pool.mark_up(idx);
                     return Ok(Reply {
                         status,
-                        body,
+                        body: self.scrub_body(body),
                         url,
                         attempts: attempt,
                     });
@@ -308,6 +308,31 @@ impl Endpoint {
             attempts,
             last: self.scrub(last),
         }
+    }
+
+    /// A reply body with every occurrence of the API key replaced: a server that echoes the
+    /// Authorization header in an error (or any) body must not carry the key into stored
+    /// errors, prompts or logs.
+    fn scrub_body(&self, body: Vec<u8>) -> Vec<u8> {
+        let Some(k) = self.key.as_ref().filter(|k| !k.0.is_empty()) else {
+            return body;
+        };
+        let key = k.0.as_bytes();
+        if !body.windows(key.len()).any(|w| w == key) {
+            return body;
+        }
+        let mut out = Vec::with_capacity(body.len());
+        let mut i = 0;
+        while i < body.len() {
+            if body[i..].starts_with(key) {
+                out.extend_from_slice(b"<redacted>");
+                i += key.len();
+            } else {
+                out.push(body[i]);
+                i += 1;
+            }
+        }
+        out
     }
 
     /// `text` with every occurrence of the API key replaced.

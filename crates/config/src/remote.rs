@@ -36,6 +36,11 @@ pub struct Sampling {
     /// Send each item's derived seed (servers that honour `seed` then reproduce).
     #[serde(default = "yes")]
     pub send_seed: bool,
+    /// Server-specific fields merged into the request, e.g. vLLM's `top_k`,
+    /// `repetition_penalty`, `min_tokens` or `use_beam_search` (the paper's Writer samples with
+    /// top_k 50 and repetition penalty 1.5, which the OpenAI API itself does not offer).
+    #[serde(default)]
+    pub extra: toml::Table,
 }
 
 /// The same defaults whether `[ROLE.sampling]` is absent or empty: seeds are sent.
@@ -48,6 +53,7 @@ impl Default for Sampling {
             n: None,
             stop: Vec::new(),
             send_seed: true,
+            extra: toml::Table::new(),
         }
     }
 }

@@ -83,6 +83,8 @@ fn writer_sends_the_filled_template_with_system_and_sampling() {
         n: Some(1),
         stop: vec!["\n\n".into(), "###".into()],
         send_seed: true,
+        extra: toml::toml! { top_k = 50
+        repetition_penalty = 1.5 },
     };
     let w = ChatWriter::new(&cfg).unwrap();
     let seed = 0xdead_beef_8000_0005_u64;
@@ -120,6 +122,8 @@ fn writer_sends_the_filled_template_with_system_and_sampling() {
     assert_eq!(body["stop"], json!(["\n\n", "###"]));
     assert_eq!(body["seed"], json!(5), "seed & 0x7fffffff");
     assert_eq!(body["seed"].as_u64(), Some(seed & 0x7fff_ffff));
+    assert_eq!(body["top_k"], json!(50), "extra fields are passed through");
+    assert_eq!(body["repetition_penalty"], json!(1.5));
 }
 
 #[test]

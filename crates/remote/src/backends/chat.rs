@@ -30,6 +30,9 @@ fn add_sampling(body: &mut Value, s: &Sampling, seed: u64) {
     if s.send_seed {
         m.insert("seed".into(), json!(server_seed(seed)));
     }
+    if let Ok(Value::Object(extra)) = serde_json::to_value(&s.extra) {
+        m.extend(extra);
+    }
 }
 
 fn sampling_params(id: ModelIdentity, s: &Sampling) -> ModelIdentity {
@@ -41,7 +44,8 @@ fn sampling_params(id: ModelIdentity, s: &Sampling) -> ModelIdentity {
         .with_param("max_tokens", opt(s.max_tokens.map(|v| v.to_string())))
         .with_param("n", opt(s.n.map(|v| v.to_string())))
         .with_param("stop", s.stop.join("|"))
-        .with_param("send_seed", s.send_seed);
+        .with_param("send_seed", s.send_seed)
+        .with_param("extra", serde_json::to_value(&s.extra).unwrap_or_default());
     id
 }
 

@@ -16,11 +16,13 @@
 //! * [`records`]: the row types;
 //! * `store`: creating and opening a folder, locking, read-only access;
 //! * `schema`: the schema version and migrations;
-//! * `lanes`: the campaign row and lanes; `rounds`: rounds and judgments;
+//! * `lanes`: the campaign row and lanes; `rounds`: rounds and judgments; `evals`: the
+//!   evaluation protocol's re-renders;
 //! * `images`: PNG encoding and the content-addressed image files; `lock`: the writer lock;
 //! * `error`: [`StoreError`].
 
 mod error;
+mod evals;
 mod images;
 mod lanes;
 mod lock;

@@ -161,3 +161,37 @@ pub struct NewRound<'a> {
     pub round: RoundRecord,
     pub image: Option<&'a Image>,
 }
+
+/// The evaluation of a campaign: how many renders per prompt, and which target and image
+/// judges made them (keyed like [`CampaignRecord::identities`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationRecord {
+    pub renders: u32,
+    pub started_at: i64,
+    pub identities: BTreeMap<String, ModelIdentity>,
+}
+
+/// One re-render of a stored round's prompt (the k-th of the evaluation), with its image
+/// judgments. Renders the target failed on are not stored; the next `art eval` retries them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalRenderRecord {
+    pub lane_id: i64,
+    pub round: u32,
+    pub k: u32,
+    pub seed: u64,
+    /// `None` when the provider refused.
+    pub image_sha256: Option<String>,
+    pub refusal: Option<String>,
+    pub revised_prompt: Option<String>,
+    pub image_verdict: Verdict,
+    /// Image judgments (subject `image`), in judge order.
+    pub judgments: Vec<JudgmentRecord>,
+}
+
+/// An evaluation render to commit, with its image (the store names the file and fills in
+/// `image_sha256`).
+#[derive(Debug, Clone)]
+pub struct NewEvalRender<'a> {
+    pub render: EvalRenderRecord,
+    pub image: Option<&'a Image>,
+}

@@ -266,7 +266,7 @@ impl Store {
         })
     }
 
-    fn parse_judgment(
+    pub(crate) fn parse_judgment(
         &self,
         row: &Row<'_>,
         (lane_id, round): (i64, i64),

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema version this `art` writes (stored in `PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`. Append only: a released
 /// migration is never edited.
@@ -75,6 +75,38 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
     // 1 -> 2: the prompt a provider says it rendered instead of ours (DALL-E 3 rewrites).
     "ALTER TABLE rounds ADD COLUMN revised_prompt TEXT;",
+    // 2 -> 3: the evaluation protocol's re-renders of stored prompts, and their judgments.
+    "CREATE TABLE evaluation (
+        renders INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        identities_json TEXT NOT NULL
+    );
+    CREATE TABLE eval_renders (
+        lane_id INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        image_sha256 TEXT,
+        refusal TEXT,
+        revised_prompt TEXT,
+        image_verdict TEXT NOT NULL,
+        committed_at INTEGER NOT NULL,
+        PRIMARY KEY (lane_id, round, k),
+        FOREIGN KEY (lane_id, round) REFERENCES rounds(lane_id, round)
+    ) WITHOUT ROWID;
+    CREATE TABLE eval_judgments (
+        lane_id INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        judge TEXT NOT NULL,
+        label TEXT,
+        score REAL,
+        threshold REAL,
+        error TEXT,
+        PRIMARY KEY (lane_id, round, k, seq),
+        FOREIGN KEY (lane_id, round, k) REFERENCES eval_renders(lane_id, round, k)
+    ) WITHOUT ROWID;",
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);

@@ -21,6 +21,8 @@ pub enum Command {
     Run(RunArgs),
     /// Continue a campaign from each lane's last committed round.
     Resume(ResumeArgs),
+    /// Re-render every stored prompt K times and judge each render (the paper's protocol).
+    Eval(EvalArgs),
     /// List the campaigns in an output folder.
     List(ListArgs),
     /// Show a campaign's lanes, rounds and verdicts.
@@ -76,6 +78,20 @@ pub struct ResumeArgs {
     /// How many role stages may run at once, 1 to 5 (results do not depend on it).
     #[arg(long)]
     pub parallel_roles: Option<usize>,
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The campaign folder.
+    pub campaign: PathBuf,
+    /// Renders per prompt (K); the paper uses 5.
+    #[arg(long, default_value_t = 5)]
+    pub renders: u32,
+    /// Largest batch per target call (default: the campaign's batch size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 }

@@ -25,14 +25,25 @@ fn unavailable(section: &str, role: &dyn RoleKind) -> Option<String> {
     }
 }
 
-/// Checks that every enabled role of `config` can run here.
-pub fn check(config: &Config) -> Result<(), Failure> {
+/// Which roles a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// A campaign: every role.
+    Campaign,
+    /// An evaluation: the target and the image judges.
+    Evaluation,
+}
+
+/// Checks that every enabled role the command needs can run here, naming all that cannot.
+pub fn check(config: &Config, needs: Needs) -> Result<(), Failure> {
     let mut missing = Vec::new();
     missing.extend(unavailable("[target]", &config.target));
-    missing.extend(unavailable("[writer]", &config.writer));
-    missing.extend(unavailable("[guide]", &config.guide));
-    for j in config.prompt_judge.iter().filter(|j| j.enabled()) {
-        missing.extend(unavailable(&format!("[[prompt_judge]] `{}`", j.name()), j));
+    if needs == Needs::Campaign {
+        missing.extend(unavailable("[writer]", &config.writer));
+        missing.extend(unavailable("[guide]", &config.guide));
+        for j in config.prompt_judge.iter().filter(|j| j.enabled()) {
+            missing.extend(unavailable(&format!("[[prompt_judge]] `{}`", j.name()), j));
+        }
     }
     for j in config.image_judge.iter().filter(|j| j.enabled()) {
         missing.extend(unavailable(&format!("[[image_judge]] `{}`", j.name()), j));
@@ -52,13 +63,9 @@ pub fn check(config: &Config) -> Result<(), Failure> {
 /// backend that knows its kind. A role that cannot be built (an API key's variable unset, a
 /// workflow file missing) is a usage error, reported before anything is written.
 pub fn build(config: &Config) -> Result<Roles, Failure> {
-    check(config)?;
+    check(config, Needs::Campaign)?;
     Ok(Roles {
-        target: one(
-            "[target]",
-            art_remote::build::target(&config.target),
-            || fixtures::target(&config.target),
-        )?,
+        target: target(config)?,
         writer: one(
             "[writer]",
             art_remote::build::writer(&config.writer),
@@ -79,19 +86,45 @@ pub fn build(config: &Config) -> Result<Roles, Failure> {
                 )
             })
             .collect::<Result<_, _>>()?,
-        image_judges: config
-            .image_judge
-            .iter()
-            .filter(|j| j.enabled())
-            .map(|j| {
-                one(
-                    &format!("[[image_judge]] `{}`", j.name()),
-                    art_remote::build::image_judge(j),
-                    || fixtures::image_judge(j),
-                )
-            })
-            .collect::<Result<_, _>>()?,
+        image_judges: image_judges(config)?,
     })
+}
+
+/// The target and image judges alone, for `art eval`.
+pub fn build_eval(
+    config: &Config,
+) -> Result<
+    (
+        Box<dyn art_core::Target>,
+        Vec<Box<dyn art_core::ImageJudge>>,
+    ),
+    Failure,
+> {
+    check(config, Needs::Evaluation)?;
+    Ok((target(config)?, image_judges(config)?))
+}
+
+fn target(config: &Config) -> Result<Box<dyn art_core::Target>, Failure> {
+    one(
+        "[target]",
+        art_remote::build::target(&config.target),
+        || fixtures::target(&config.target),
+    )
+}
+
+fn image_judges(config: &Config) -> Result<Vec<Box<dyn art_core::ImageJudge>>, Failure> {
+    config
+        .image_judge
+        .iter()
+        .filter(|j| j.enabled())
+        .map(|j| {
+            one(
+                &format!("[[image_judge]] `{}`", j.name()),
+                art_remote::build::image_judge(j),
+                || fixtures::image_judge(j),
+            )
+        })
+        .collect()
 }
 
 fn one<T: ?Sized>(
@@ -138,6 +171,19 @@ mod fixtures {
     pub fn image_judge(_: &ImageJudgeConfig) -> Option<Box<dyn ImageJudge>> {
         None
     }
+}
+
+/// Identities of the target and image judges, keyed as the store expects.
+pub fn eval_identities(
+    target: &dyn art_core::Target,
+    judges: &[Box<dyn art_core::ImageJudge>],
+) -> std::collections::BTreeMap<String, art_core::ModelIdentity> {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("target".to_string(), target.identity());
+    for j in judges {
+        m.insert(format!("image_judge:{}", j.name()), j.identity());
+    }
+    m
 }
 
 /// Identities of all roles, keyed as the store expects.

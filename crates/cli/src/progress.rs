@@ -1,7 +1,7 @@
 //! Progress display: a bar of committed rounds with per-stage throughput and an ETA.
 
 use crate::args::ProgressMode;
-use art_engine::{Event, StageName};
+use art_engine::{EvalEvent, Event, StageName};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -12,10 +12,12 @@ pub struct Progress {
     plain: bool,
     /// Items and seconds per stage, for throughput.
     stages: Vec<(StageName, usize, Duration)>,
+    unit: String,
 }
 
 impl Progress {
-    pub fn new(mode: ProgressMode) -> Self {
+    /// A progress display counting `unit`s (rounds for a campaign, renders for an evaluation).
+    pub fn new(mode: ProgressMode, unit: &str) -> Self {
         let bars = match mode {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
             ProgressMode::Plain | ProgressMode::None => false,
@@ -24,7 +26,9 @@ impl Progress {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             b.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} rounds ({per_sec}, ETA {eta}) {msg}",
+                    &format!(
+                        "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+                    ),
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
@@ -35,6 +39,7 @@ impl Progress {
             bar,
             plain: mode == ProgressMode::Plain,
             stages: Vec::new(),
+            unit: unit.to_string(),
         }
     }
 
@@ -88,7 +93,7 @@ impl Progress {
                     b.set_position(*rounds_done);
                     b.set_message(msg);
                 } else if self.plain {
-                    eprintln!("rounds {rounds_done}/{rounds_total} | {msg}");
+                    eprintln!("{} {rounds_done}/{rounds_total} | {msg}", self.unit);
                 }
             }
             Event::LaneFailed {
@@ -97,20 +102,70 @@ impl Progress {
                 seed_index,
                 error,
             } => {
-                let line =
-                    format!("lane {lane_id} ({category}, seed {seed_index}) failed: {error}");
-                match &self.bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
-                }
+                self.line(&format!(
+                    "lane {lane_id} ({category}, seed {seed_index}) failed: {error}"
+                ));
             }
             Event::Stopping => {
-                let line = "stop requested: committed rounds are kept; `art resume` continues";
-                match &self.bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
+                self.line("stop requested: committed rounds are kept; `art resume` continues");
+            }
+        }
+    }
+
+    /// Shows an evaluation's progress (renders committed).
+    pub fn handle_eval(&mut self, e: &EvalEvent) {
+        match e {
+            EvalEvent::Started { done, total } => {
+                if let Some(b) = &self.bar {
+                    b.set_length(*total);
+                    b.set_position(*done);
+                    b.reset_eta();
+                }
+                if self.plain {
+                    eprintln!("{done}/{total} renders committed");
                 }
             }
+            EvalEvent::Committed {
+                renders,
+                done,
+                total,
+                render_time,
+                judge_time,
+            } => {
+                for (stage, t) in [
+                    (StageName::Target, render_time),
+                    (StageName::ImageJudges, judge_time),
+                ] {
+                    self.handle(&Event::Batch {
+                        stage,
+                        items: *renders,
+                        elapsed: *t,
+                    });
+                }
+                self.handle(&Event::Committed {
+                    rounds: *renders,
+                    rounds_done: *done,
+                    rounds_total: *total,
+                });
+            }
+            EvalEvent::Failed {
+                lane_id,
+                round,
+                k,
+                error,
+            } => self.line(&format!(
+                "lane {lane_id} round {round} render {k} failed: {error}"
+            )),
+            EvalEvent::Stopping => {
+                self.line("stop requested: committed renders are kept; `art eval` again continues")
+            }
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
         }
     }
 

@@ -357,3 +357,63 @@ fn ctrl_c_stops_cleanly_and_a_second_process_is_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(committed_rounds(tmp.path(), "runs/s"), 24);
 }
+
+#[test]
+fn eval_re_renders_every_prompt_and_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), CONFIG);
+    let o = art(
+        &["run", "-c", cfg.to_str().unwrap(), "--name", "e"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = art(
+        &["eval", "runs/e", "--renders", "2", "--batch-size", "3"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("40 renders committed"),
+        "{}",
+        stderr(&o)
+    );
+    let recs = records(tmp.path(), "runs/e");
+    let evals: Vec<_> = recs.iter().filter(|r| r["type"] == "eval_render").collect();
+    assert_eq!(evals.len(), 4 * 5 * 2, "4 lanes x rounds 1..=5 x 2 renders");
+    assert!(
+        evals
+            .iter()
+            .all(|r| r["judgments"].as_array().unwrap().len() == 1)
+    );
+    let path = evals[0]["image_path"].as_str().unwrap();
+    assert!(tmp.path().join("runs/e").join(path).is_file());
+
+    // Nothing left to do; more renders add only the missing ones; fewer is refused.
+    let o = art(&["eval", "runs/e", "--renders", "2"], tmp.path());
+    assert!(stderr(&o).contains("0 renders committed"), "{}", stderr(&o));
+    let o = art(&["eval", "runs/e", "--renders", "3"], tmp.path());
+    assert!(
+        stderr(&o).contains("20 renders committed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = art(&["eval", "runs/e", "--renders", "1"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("3 renders per prompt"),
+        "{}",
+        stderr(&o)
+    );
+    // Deterministic: a second campaign evaluated the same way stores the same renders.
+    let o = art(
+        &["run", "-c", cfg.to_str().unwrap(), "--name", "f"],
+        tmp.path(),
+    );
+    assert!(o.status.success());
+    let o = art(
+        &["eval", "runs/f", "--renders", "3", "--batch-size", "7"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(records(tmp.path(), "runs/f"), records(tmp.path(), "runs/e"));
+}

@@ -18,10 +18,12 @@
 //! * a role failing for an item fails that lane (stored with the error; resume retries it), never
 //!   the other lanes; a judge failing is recorded as that judge's error.
 
+mod eval;
 mod lane;
 mod run;
 mod work;
 
+pub use eval::{EvalEvent, EvalSummary, Evaluator};
 pub use lane::plan_lanes;
 pub use run::{Engine, EngineError, Event, Roles, RunSummary, StageName};
 

@@ -2,7 +2,9 @@
 //!
 //! The first line is the campaign (`"type": "campaign"`: name, version, resolved config and
 //! model identities); every following line is one round (`"type": "round"`), in (lane, round)
-//! order, with its lane, seeds, image file, guide and writer text, verdicts and every judgment.
+//! order, with its lane, seeds, image file, guide and writer text, verdicts and every judgment;
+//! then, when `art eval` has run, one object per evaluation render (`"type": "eval_render"`),
+//! in (lane, round, k) order, with its seed, image file, verdict and judgments.
 
 use crate::Failure;
 use crate::args::{ExportArgs, ExportFormat};
@@ -13,9 +15,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 
-fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
-    let judgments: Vec<Value> = r
-        .judgments
+fn judgments_json(judgments: &[art_store::JudgmentRecord]) -> Vec<Value> {
+    judgments
         .iter()
         .map(|j| match &j.outcome {
             JudgeOutcome::Scored(s) => json!({
@@ -27,16 +28,44 @@ fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
                 "score": null, "threshold": null, "error": e,
             }),
         })
-        .collect();
+        .collect()
+}
+
+/// An image's path relative to the campaign folder.
+fn image_path(store: &Store, sha: &str) -> String {
+    let p = store.image_path(sha);
+    p.strip_prefix(store.dir())
+        .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
+}
+
+fn lane_json(lane: &LaneRecord) -> Value {
+    json!({ "id": lane.id, "category": lane.category, "seed_index": lane.seed_index,
+            "lane_seed": lane.lane_seed })
+}
+
+fn eval_json(store: &Store, lane: &LaneRecord, r: &art_store::EvalRenderRecord) -> Value {
+    json!({
+        "type": "eval_render",
+        "lane": lane_json(lane),
+        "round": r.round,
+        "k": r.k,
+        "seed": r.seed,
+        "image_sha256": r.image_sha256,
+        "image_path": r.image_sha256.as_deref().map(|h| image_path(store, h)),
+        "refusal": r.refusal,
+        "revised_prompt": r.revised_prompt,
+        "image_verdict": r.image_verdict.as_str(),
+        "judgments": judgments_json(&r.judgments),
+    })
+}
+
+fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
+    let judgments = judgments_json(&r.judgments);
     let render = r.render.as_ref().map(|x| {
         json!({
             "seed": x.seed,
             "image_sha256": x.image_sha256,
-            "image_path": x.image_sha256.as_ref().map(|h| {
-                store.image_path(h).strip_prefix(store.dir()).map_or_else(
-                    |_| store.image_path(h).display().to_string(),
-                    |p| p.display().to_string())
-            }),
+            "image_path": x.image_sha256.as_deref().map(|h| image_path(store, h)),
             "refusal": x.refusal,
             "truncated_prompt": x.truncated_prompt,
             "revised_prompt": x.revised_prompt,
@@ -44,8 +73,7 @@ fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
     });
     json!({
         "type": "round",
-        "lane": { "id": lane.id, "category": lane.category, "seed_index": lane.seed_index,
-                  "lane_seed": lane.lane_seed },
+        "lane": lane_json(lane),
         "round": r.round,
         "prompt": r.prompt,
         "render": render,
@@ -94,6 +122,12 @@ fn write_all(
             .get(&r.lane_id)
             .ok_or_else(|| std::io::Error::other(format!("round of unknown lane {}", r.lane_id)))?;
         writeln!(sink, "{}", round_json(store, lane, &r))?;
+    }
+    for r in store.eval_renders().map_err(std::io::Error::other)? {
+        let lane = lanes.get(&r.lane_id).ok_or_else(|| {
+            std::io::Error::other(format!("evaluation render of unknown lane {}", r.lane_id))
+        })?;
+        writeln!(sink, "{}", eval_json(store, lane, &r))?;
     }
     Ok(())
 }

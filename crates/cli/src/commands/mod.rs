@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+mod eval;
 mod export;
 mod inspect;
 mod run;
@@ -11,6 +12,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Run(a) => run::run(a),
         Command::Resume(a) => run::resume(a),
+        Command::Eval(a) => eval::eval(a),
         Command::List(a) => inspect::list(a),
         Command::Show(a) => inspect::show(a),
         Command::Export(a) => export::export(a),

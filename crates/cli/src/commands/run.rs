@@ -149,7 +149,7 @@ fn drive(
         }
         eprintln!("\nstopping after the current batch (Ctrl-C again to quit now)");
     });
-    let mut progress = Progress::new(mode);
+    let mut progress = Progress::new(mode, "rounds");
     let dir = store.dir().to_path_buf();
     let summary = Engine::new(spec, roles, store)
         .with_stop_flag(stop)

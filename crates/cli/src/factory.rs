@@ -90,16 +90,14 @@ pub fn build(config: &Config) -> Result<Roles, Failure> {
     })
 }
 
+/// What `art eval` needs: the target and the image judges.
+pub type EvalRoles = (
+    Box<dyn art_core::Target>,
+    Vec<Box<dyn art_core::ImageJudge>>,
+);
+
 /// The target and image judges alone, for `art eval`.
-pub fn build_eval(
-    config: &Config,
-) -> Result<
-    (
-        Box<dyn art_core::Target>,
-        Vec<Box<dyn art_core::ImageJudge>>,
-    ),
-    Failure,
-> {
+pub fn build_eval(config: &Config) -> Result<EvalRoles, Failure> {
     check(config, Needs::Evaluation)?;
     Ok((target(config)?, image_judges(config)?))
 }

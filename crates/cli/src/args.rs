@@ -63,6 +63,13 @@ pub struct RunArgs {
     /// How many role stages may run at once, 1 to 5 (results do not depend on it).
     #[arg(long)]
     pub parallel_roles: Option<usize>,
+    /// Run a baseline instead of the loop: render and judge this fixed prompt list (one prompt
+    /// per line; or CSV with a `prompt` column, JSON Lines or JSON with "prompt").
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// The baseline's label in reports (default: the file's name without extension).
+    #[arg(long, requires = "prompts")]
+    pub label: Option<String>,
     /// Progress display.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

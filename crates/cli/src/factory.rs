@@ -32,6 +32,8 @@ pub enum Needs {
     Campaign,
     /// An evaluation: the target and the image judges.
     Evaluation,
+    /// A baseline (fixed prompts): the target and all judges.
+    Baseline,
 }
 
 /// Checks that every enabled role the command needs can run here, naming all that cannot.
@@ -41,6 +43,8 @@ pub fn check(config: &Config, needs: Needs) -> Result<(), Failure> {
     if needs == Needs::Campaign {
         missing.extend(unavailable("[writer]", &config.writer));
         missing.extend(unavailable("[guide]", &config.guide));
+    }
+    if needs != Needs::Evaluation {
         for j in config.prompt_judge.iter().filter(|j| j.enabled()) {
             missing.extend(unavailable(&format!("[[prompt_judge]] `{}`", j.name()), j));
         }
@@ -63,17 +67,33 @@ pub fn check(config: &Config, needs: Needs) -> Result<(), Failure> {
 /// backend that knows its kind. A role that cannot be built (an API key's variable unset, a
 /// workflow file missing) is a usage error, reported before anything is written.
 pub fn build(config: &Config) -> Result<Roles, Failure> {
-    check(config, Needs::Campaign)?;
+    let baseline = config.campaign.baseline.is_some();
+    check(
+        config,
+        if baseline {
+            Needs::Baseline
+        } else {
+            Needs::Campaign
+        },
+    )?;
+    let (writer, guide): (Box<dyn art_core::Writer>, Box<dyn art_core::Guide>) = if baseline {
+        (Box::new(NotUsed), Box::new(NotUsed))
+    } else {
+        (
+            one(
+                "[writer]",
+                art_remote::build::writer(&config.writer),
+                || fixtures::writer(&config.writer),
+            )?,
+            one("[guide]", art_remote::build::guide(&config.guide), || {
+                fixtures::guide(&config.guide)
+            })?,
+        )
+    };
     Ok(Roles {
         target: target(config)?,
-        writer: one(
-            "[writer]",
-            art_remote::build::writer(&config.writer),
-            || fixtures::writer(&config.writer),
-        )?,
-        guide: one("[guide]", art_remote::build::guide(&config.guide), || {
-            fixtures::guide(&config.guide)
-        })?,
+        writer,
+        guide,
         prompt_judges: config
             .prompt_judge
             .iter()
@@ -88,6 +108,44 @@ pub fn build(config: &Config) -> Result<Roles, Failure> {
             .collect::<Result<_, _>>()?,
         image_judges: image_judges(config)?,
     })
+}
+
+/// The writer and guide of a baseline, which has none: the engine never calls them there, and
+/// if it ever did, every item would fail with this explanation rather than produce text.
+#[derive(Debug)]
+struct NotUsed;
+
+impl NotUsed {
+    fn identity() -> art_core::ModelIdentity {
+        art_core::ModelIdentity::new("none", "baseline: fixed prompts, no writer or guide")
+    }
+    fn error() -> art_core::RoleError {
+        art_core::RoleError::new("a baseline has no writer or guide")
+    }
+}
+
+impl art_core::Writer for NotUsed {
+    fn identity(&self) -> art_core::ModelIdentity {
+        Self::identity()
+    }
+    fn write(
+        &self,
+        batch: &[art_core::WriteRequest<'_>],
+    ) -> Vec<Result<String, art_core::RoleError>> {
+        art_core::fail_batch(batch.len(), &Self::error())
+    }
+}
+
+impl art_core::Guide for NotUsed {
+    fn identity(&self) -> art_core::ModelIdentity {
+        Self::identity()
+    }
+    fn guide(
+        &self,
+        batch: &[art_core::GuideRequest<'_>],
+    ) -> Vec<Result<art_core::GuideOutput, art_core::RoleError>> {
+        art_core::fail_batch(batch.len(), &Self::error())
+    }
 }
 
 /// What `art eval` needs: the target and the image judges.

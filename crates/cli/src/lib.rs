@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod factory;
 mod progress;
+mod prompts;
 mod time;
 
 use std::process::ExitCode;

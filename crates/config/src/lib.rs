@@ -57,6 +57,22 @@ pub struct CampaignConfig {
     #[serde(default = "default_parallel_roles")]
     pub parallel_roles: usize,
     pub keyword_separator: String,
+    /// A fixed prompt list evaluated without the loop (the paper's "naive" baseline): when
+    /// set, no writer or guide runs; every lane renders and judges these prompts in order as
+    /// rounds 1..=N, under the category label `label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// A prompt list for a baseline campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// The category label its lanes carry in reports (e.g. `mscoco-captions`).
+    pub label: String,
+    /// Where the prompts came from (a file name), for the record.
+    pub source: String,
+    pub prompts: Vec<String>,
 }
 
 /// A resolved, validated campaign configuration.

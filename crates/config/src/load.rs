@@ -65,6 +65,8 @@ pub struct Overrides {
     pub categories: Option<Vec<String>>,
     pub batch_size: Option<usize>,
     pub parallel_roles: Option<usize>,
+    /// Run a fixed prompt list instead of the loop.
+    pub baseline: Option<crate::Baseline>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -78,6 +80,7 @@ struct RawCampaign {
     seed_prompt: Option<String>,
     batch_size: Option<Spanned<usize>>,
     parallel_roles: Option<Spanned<usize>>,
+    baseline: Option<crate::Baseline>,
     keyword_separator: Option<String>,
 }
 
@@ -198,6 +201,7 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
         seed_prompt: DEFAULT_SEED_PROMPT.to_string(),
         batch_size: DEFAULT_BATCH_SIZE,
         parallel_roles: crate::DEFAULT_PARALLEL_ROLES,
+        baseline: None,
         keyword_separator: DEFAULT_KEYWORD_SEPARATOR.to_string(),
     };
     let mut user_categories: Vec<Category> = Vec::new();
@@ -254,6 +258,9 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
                 }
                 campaign.parallel_roles = v.into_inner();
             }
+            if let Some(v) = c.baseline {
+                campaign.baseline = Some(v);
+            }
             if let Some(v) = c.keyword_separator {
                 campaign.keyword_separator = v;
             }
@@ -301,6 +308,17 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
             return Err(invalid("--parallel-roles must be 1 to 5".into()));
         }
         campaign.parallel_roles = v;
+    }
+    if let Some(b) = &overrides.baseline {
+        campaign.baseline = Some(b.clone());
+    }
+    if let Some(b) = &campaign.baseline {
+        if b.prompts.is_empty() {
+            return Err(invalid(format!("baseline `{}` has no prompts", b.source)));
+        }
+        if b.label.trim().is_empty() {
+            return Err(invalid("baseline label must not be empty".into()));
+        }
     }
     if let Some(v) = &overrides.categories {
         category_refs = v.iter().map(|c| (c.clone(), None)).collect();

@@ -47,6 +47,8 @@ pub(crate) struct LaneState {
     pub failure: Option<String>,
     /// Finished (last round committed) or failed (failure recorded): nothing more to do.
     pub retired: bool,
+    /// A baseline lane: fixed prompts, no writer or guide.
+    pub fixed: bool,
 }
 
 impl LaneState {
@@ -74,16 +76,21 @@ impl LaneState {
             in_flight: Vec::new(),
             failure: None,
             retired: false,
+            fixed: false,
         }
     }
 
-    /// Start the next round with the prompt this round's writer produced.
-    pub fn advance(&mut self) {
-        let next = self
-            .writer
-            .take()
-            .map(|w| w.output)
-            .expect("advance only after the writer stage");
+    /// Start the next round with the prompt this round's writer produced (or, in a baseline,
+    /// the next fixed prompt).
+    pub fn advance(&mut self, fixed: Option<String>) {
+        let next = match fixed {
+            Some(p) => p,
+            None => self
+                .writer
+                .take()
+                .map(|w| w.output)
+                .expect("advance only after the writer stage"),
+        };
         self.round += 1;
         self.prompt = next.into();
         self.render = None;

@@ -222,6 +222,15 @@ impl<'a> Engine<'a> {
         (self.on_event)(&e);
     }
 
+    /// R for the readiness rules; a baseline has no writer or guide rounds.
+    fn r_max(&self) -> u32 {
+        if self.spec.fixed_prompts.is_some() {
+            0
+        } else {
+            self.spec.rounds
+        }
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
@@ -317,7 +326,7 @@ impl<'a> Engine<'a> {
         workers: &[(StageName, mpsc::Sender<Job>)],
         busy: &mut Busy,
     ) {
-        let r_max = self.spec.rounds;
+        let r_max = self.r_max();
         for (stage, tx) in workers {
             if busy.stages.len() >= self.spec.parallel_roles {
                 break;
@@ -455,9 +464,10 @@ impl<'a> Engine<'a> {
     /// Commits every finished round in one transaction, records lanes that failed, and moves
     /// lanes on to their next round.
     fn commit(&mut self, lanes: &mut [LaneState]) -> Result<(), EngineError> {
-        let final_round = self.spec.rounds + 1;
+        let final_round = self.spec.final_round();
+        let r_max = self.r_max();
         let ready: Vec<usize> = (0..lanes.len())
-            .filter(|&i| lanes[i].complete(self.spec.rounds))
+            .filter(|&i| lanes[i].complete(r_max))
             .collect();
         let failed: Vec<usize> = (0..lanes.len())
             .filter(|&i| {
@@ -501,7 +511,8 @@ impl<'a> Engine<'a> {
                         .set_lane_status(l.lane.id, LaneStatus::Open, None)?;
                     l.lane.status = LaneStatus::Open;
                 }
-                l.advance();
+                let fixed = self.spec.fixed_prompt(l.round + 1).map(str::to_string);
+                l.advance(fixed);
             }
         }
         self.summary.store_time += t0.elapsed();
@@ -519,10 +530,11 @@ impl<'a> Engine<'a> {
 
     /// Lanes to work on, each positioned at the round after its last committed one.
     fn load_lanes(&mut self) -> Result<Vec<LaneState>, EngineError> {
-        let final_round = self.spec.rounds + 1;
+        let final_round = self.spec.final_round();
+        let first = self.spec.first_round();
         let mut open = Vec::new();
         for lane in self.store.lanes()? {
-            self.rounds_done += lane.last_round.map_or(0, |r| u64::from(r) + 1);
+            self.rounds_done += lane.last_round.map_or(0, |r| u64::from(r + 1 - first));
             let category = self
                 .spec
                 .categories
@@ -533,7 +545,18 @@ impl<'a> Engine<'a> {
                     lane_id: lane.id,
                     category: lane.category.clone(),
                 })?;
+            let fixed = |r: u32| {
+                self.spec.fixed_prompt(r).map(str::to_string).ok_or(
+                    EngineError::LaneBeyondCampaign {
+                        lane_id: lane.id,
+                        category: lane.category.clone(),
+                        round: r,
+                        rounds: final_round,
+                    },
+                )
+            };
             let (round, prompt) = match lane.last_round {
+                None if self.spec.fixed_prompts.is_some() => (1, fixed(1)?),
                 None => (0, lane.seed_prompt.clone()),
                 Some(r) if r > final_round => {
                     return Err(EngineError::LaneBeyondCampaign {
@@ -550,6 +573,7 @@ impl<'a> Engine<'a> {
                     }
                     continue;
                 }
+                Some(r) if self.spec.fixed_prompts.is_some() => (r + 1, fixed(r + 1)?),
                 Some(r) => {
                     let last = self.store.rounds(lane.id)?.pop();
                     let next = last.and_then(|l| l.writer).map(|w| w.output).ok_or(
@@ -562,7 +586,9 @@ impl<'a> Engine<'a> {
                 }
             };
             let sep = &self.spec.keyword_separator;
-            open.push(LaneState::new(lane, Arc::new(category), sep, round, prompt));
+            let mut state = LaneState::new(lane, Arc::new(category), sep, round, prompt);
+            state.fixed = self.spec.fixed_prompts.is_some();
+            open.push(state);
         }
         Ok(open)
     }

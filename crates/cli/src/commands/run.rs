@@ -25,7 +25,19 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
             text,
         });
     }
+    let baseline = match &a.prompts {
+        None => None,
+        Some(path) => Some(art_config::Baseline {
+            label: a.label.clone().unwrap_or_else(|| {
+                path.file_stem()
+                    .map_or("baseline".into(), |s| s.to_string_lossy().into_owned())
+            }),
+            source: path.display().to_string(),
+            prompts: crate::prompts::read(path).map_err(Failure::usage)?,
+        }),
+    };
     let overrides = Overrides {
+        baseline,
         name: a.name.clone(),
         seed: a.seed,
         rounds: a.rounds,

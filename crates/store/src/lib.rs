@@ -36,7 +36,7 @@ pub use images::{IMAGES_DIR, encode_png};
 pub use lock::LOCK_FILE;
 pub use records::*;
 pub use schema::SCHEMA_VERSION;
-pub use store::Store;
+pub use store::{ImageReader, Store};
 
 /// The database file inside a campaign folder.
 pub const DB_FILE: &str = "art.db";

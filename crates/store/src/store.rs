@@ -32,6 +32,19 @@ pub struct Store {
 const RW: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 const RO: OpenFlags = OpenFlags::SQLITE_OPEN_READ_ONLY.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
+/// Reads a campaign's image files by hash; `Clone + Send + Sync`, for report builders that
+/// decode many images in parallel.
+#[derive(Debug, Clone)]
+pub struct ImageReader {
+    dir: PathBuf,
+}
+
+impl ImageReader {
+    pub fn read(&self, sha256: &str) -> Result<Image, StoreError> {
+        images::read_image(&self.dir, sha256)
+    }
+}
+
 /// The SQLite files a database may consist of.
 const DB_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 
@@ -165,6 +178,14 @@ impl Store {
     /// Where the image with this SHA-256 lives (whether or not it exists).
     pub fn image_path(&self, sha256: &str) -> PathBuf {
         images::image_path(&self.dir, sha256)
+    }
+
+    /// A reader of this campaign's image files that can be shared across threads (the store
+    /// itself holds a SQLite connection, which cannot).
+    pub fn image_reader(&self) -> ImageReader {
+        ImageReader {
+            dir: self.dir.clone(),
+        }
     }
 
     /// Reads and decodes a stored image. [`StoreError::Image`] if the file is missing or is not

@@ -69,6 +69,7 @@ pub fn eval(a: EvalArgs) -> Result<(), Failure> {
         summary.failed,
         summary.missing
     );
+    super::report::print_summary(&a.campaign);
     let dir = a.campaign.display();
     if summary.interrupted {
         return Err(Failure::Interrupted(format!(

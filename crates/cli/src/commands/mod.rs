@@ -3,6 +3,7 @@
 mod eval;
 mod export;
 mod inspect;
+mod report;
 mod run;
 
 use crate::Failure;
@@ -15,6 +16,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Eval(a) => eval::eval(a),
         Command::List(a) => inspect::list(a),
         Command::Show(a) => inspect::show(a),
+        Command::Report(a) => report::report(a),
+        Command::Compare(a) => report::compare(a),
         Command::Export(a) => export::export(a),
     }
 }

@@ -173,6 +173,9 @@ fn drive(
 }
 
 fn report(dir: &Path, s: &RunSummary) -> Result<(), Failure> {
+    if s.rounds_committed > 0 {
+        super::report::print_summary(dir);
+    }
     let wall = s.wall.as_secs_f64();
     let outside = (wall - s.role_time.as_secs_f64()).max(0.0);
     eprintln!(

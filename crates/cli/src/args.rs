@@ -132,7 +132,11 @@ pub struct ExportArgs {
     pub campaign: PathBuf,
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     pub format: ExportFormat,
-    /// Output file (default: standard output).
+    /// Only the findings (successful prompts, by the report's metrics), each with the
+    /// campaign's model identities; required for Parquet.
+    #[arg(long)]
+    pub findings: bool,
+    /// Output file (default: standard output; required for Parquet).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }
@@ -175,8 +179,11 @@ pub enum ReportFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
-    /// One JSON object per line: a campaign header, then one object per round.
+    /// One JSON object per line: a campaign header, then one object per round and per
+    /// evaluation render (with --findings: one object per finding).
     Jsonl,
+    /// Apache Parquet, one row per finding (with --findings).
+    Parquet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -485,3 +485,93 @@ fn a_baseline_runs_a_prompt_list_without_writer_or_guide() {
     assert!(stderr(&o).contains("bad.csv") && stderr(&o).contains("no `prompt` column"));
     assert!(!tmp.path().join("runs/bad").exists());
 }
+
+#[test]
+fn findings_export_as_jsonl_and_parquet_with_model_identities() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), CONFIG);
+    assert!(
+        art(
+            &["run", "-c", cfg.to_str().unwrap(), "--name", "p"],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    assert!(
+        art(&["eval", "runs/p", "--renders", "2"], tmp.path())
+            .status
+            .success()
+    );
+    let report = art(&["report", "runs/p", "--format", "json"], tmp.path());
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+
+    let o = art(&["export", "runs/p", "--findings"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), findings.len());
+    assert_eq!(lines[0]["type"], "finding");
+    assert_eq!(lines[0]["prompt"], findings[0]["prompt"]);
+    assert_eq!(lines[0]["identities"]["target"]["kind"], "scripted");
+
+    let o = art(
+        &[
+            "export",
+            "runs/p",
+            "--findings",
+            "--format",
+            "parquet",
+            "-o",
+            "f.parquet",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = std::fs::File::open(tmp.path().join("f.parquet")).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    let meta = reader.metadata();
+    assert_eq!(meta.file_metadata().num_rows() as usize, findings.len());
+    let names: Vec<String> = meta
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(names, art_report::render::PARQUET_COLUMNS);
+    let rows: Vec<_> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let col = |name: &str| {
+        art_report::render::PARQUET_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .unwrap()
+    };
+    let first = &rows[0];
+    assert_eq!(
+        first.get_string(col("prompt")).unwrap(),
+        findings[0]["prompt"].as_str().unwrap()
+    );
+    assert_eq!(first.get_string(col("target_kind")).unwrap(), "scripted");
+    assert_eq!(first.get_long(col("renders")).unwrap(), 2);
+    assert!(
+        first
+            .get_string(col("identities_json"))
+            .unwrap()
+            .contains("art-testkit/writer")
+    );
+
+    let o = art(&["export", "runs/p", "--format", "parquet"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -87,9 +87,47 @@ fn round_json(store: &Store, lane: &LaneRecord, r: &RoundRecord) -> Value {
     })
 }
 
+/// Findings (successful prompts, as the report computes them) with the model identities.
+fn export_findings(a: &ExportArgs, store: &Store) -> Result<(), Failure> {
+    let data = art_report::CampaignData::load(store)?;
+    let report = art_report::compute(&data, &art_report::MetricsOptions::default());
+    let bytes = match a.format {
+        ExportFormat::Parquet => art_report::render::findings_parquet(&report)
+            .map_err(|e| Failure::runtime(anyhow!(e)))?,
+        ExportFormat::Jsonl => {
+            let mut out = Vec::new();
+            for f in &report.findings {
+                let mut v = serde_json::to_value(f)
+                    .map_err(|e| Failure::runtime(anyhow!("cannot encode a finding: {e}")))?;
+                v["type"] = json!("finding");
+                v["campaign"] = json!(report.campaign);
+                v["identities"] = json!(report.identities);
+                out.extend_from_slice(v.to_string().as_bytes());
+                out.push(b'\n');
+            }
+            out
+        }
+    };
+    match &a.output {
+        Some(p) => std::fs::write(p, bytes)
+            .map_err(|e| Failure::usage(anyhow!("cannot write {}: {e}", p.display()))),
+        None => std::io::stdout()
+            .lock()
+            .write_all(&bytes)
+            .map_err(|e| Failure::runtime(anyhow::Error::new(e).context("cannot write export"))),
+    }
+}
+
 pub fn export(a: ExportArgs) -> Result<(), Failure> {
-    let ExportFormat::Jsonl = a.format;
+    if a.format == ExportFormat::Parquet && (!a.findings || a.output.is_none()) {
+        return Err(Failure::usage(anyhow!(
+            "Parquet export writes findings to a file: add --findings and --output FILE"
+        )));
+    }
     let store = Store::open_read_only(&a.campaign)?;
+    if a.findings {
+        return export_findings(&a, &store);
+    }
     let c = store.campaign()?;
     let lanes: BTreeMap<i64, LaneRecord> = store.lanes()?.into_iter().map(|l| (l.id, l)).collect();
     let mut sink: Box<dyn Write> = match &a.output {

@@ -19,6 +19,7 @@ mod html;
 mod json;
 mod lanes;
 mod markdown;
+mod parquet;
 mod svg;
 mod thumbs;
 
@@ -26,6 +27,7 @@ pub use self::csv::{CSV_COLUMNS, csv};
 pub use self::html::{HtmlOptions, Images, html};
 pub use self::json::json;
 pub use self::markdown::markdown;
+pub use self::parquet::{PARQUET_COLUMNS, findings_parquet};
 pub use self::thumbs::{IMAGES_BUDGET, JPEG_QUALITY, Thumbnail, thumbnail, thumbnail_within};
 
 use crate::model::{Ratio, RenderSource};

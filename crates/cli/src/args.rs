@@ -156,6 +156,23 @@ pub struct ReportArgs {
     /// Longest side of the image thumbnails in the HTML report, pixels.
     #[arg(long, default_value_t = 160)]
     pub thumb_size: u32,
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+}
+
+/// The sentence embedder of the embedding-diversity metric.
+#[derive(Debug, Args)]
+pub struct EmbedderArgs {
+    /// A sentence-transformers folder, or a hub id found in the local Hugging Face cache.
+    #[arg(
+        long,
+        env = "ART_EMBEDDER",
+        default_value = "sentence-transformers/all-MiniLM-L6-v2"
+    )]
+    pub embedder: String,
+    /// Do not compute embedding diversity.
+    #[arg(long)]
+    pub no_embedder: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +184,8 @@ pub struct CompareArgs {
     /// Output file (default: standard output).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

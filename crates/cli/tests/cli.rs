@@ -575,3 +575,59 @@ fn findings_export_as_jsonl_and_parquet_with_model_identities() {
     let o = art(&["export", "runs/p", "--format", "parquet"], tmp.path());
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn reports_compute_embedding_diversity_with_the_configured_embedder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), CONFIG);
+    assert!(
+        art(
+            &["run", "-c", cfg.to_str().unwrap(), "--name", "d"],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/minilm/tiny");
+    let json = |args: &[&str]| -> Value {
+        let o = art(args, tmp.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let with = json(&[
+        "report",
+        "runs/d",
+        "--format",
+        "json",
+        "--embedder",
+        tiny.to_str().unwrap(),
+    ]);
+    let d = &with["overall"]["diversity"];
+    let v = d["embedding"]
+        .as_f64()
+        .expect("embedding diversity computed");
+    assert!(v > 0.0 && v < 1.0, "{d}");
+    assert!(d["self_bleu"].as_f64().is_some());
+    let without = json(&["report", "runs/d", "--format", "json", "--no-embedder"]);
+    assert!(without["overall"]["diversity"]["embedding"].is_null());
+    let missing = art(
+        &[
+            "report",
+            "runs/d",
+            "--format",
+            "md",
+            "--embedder",
+            "/no/such/model",
+        ],
+        tmp.path(),
+    );
+    assert!(
+        missing.status.success(),
+        "a missing embedder does not fail the report"
+    );
+    assert!(
+        stderr(&missing).contains("/no/such/model"),
+        "{}",
+        stderr(&missing)
+    );
+}

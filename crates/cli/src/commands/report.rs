@@ -2,19 +2,64 @@
 //! read stores only and render `art_report::Report`s.
 
 use crate::Failure;
-use crate::args::{CompareArgs, ReportArgs, ReportFormat};
+use crate::args::{CompareArgs, EmbedderArgs, ReportArgs, ReportFormat};
 use anyhow::anyhow;
 use art_report::render::{self, HtmlOptions, Images};
-use art_report::{CampaignData, MetricsOptions, Ratio, Report, compute};
+use art_report::{CampaignData, Embedder, MetricsOptions, Ratio, Report, compute};
 use art_store::Store;
 use std::io::Write;
 use std::path::Path;
 
-fn load(dir: &Path) -> Result<(Store, CampaignData, Report), Failure> {
+/// The embedder the reports use, or why there is none (the report then says so).
+enum Loaded {
+    Model(art_models::SentenceEmbedder),
+    Unavailable(String, String),
+}
+
+impl Embedder for Loaded {
+    fn name(&self) -> String {
+        match self {
+            Loaded::Model(m) => m.name().to_string(),
+            Loaded::Unavailable(name, _) => name.clone(),
+        }
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        match self {
+            Loaded::Model(m) => m.embed(texts).map_err(|e| e.to_string()),
+            Loaded::Unavailable(_, why) => Err(why.clone()),
+        }
+    }
+}
+
+fn embedder(a: &EmbedderArgs) -> Option<Loaded> {
+    if a.no_embedder {
+        return None;
+    }
+    Some(
+        match art_models::SentenceEmbedder::resolve_and_load(&a.embedder) {
+            Ok(m) => Loaded::Model(m),
+            Err(e) => {
+                eprintln!(
+                    "note: embedding diversity not computed: {e} (pass --embedder DIR, or                  --no-embedder)"
+                );
+                Loaded::Unavailable(a.embedder.clone(), format!("cannot load it: {e}"))
+            }
+        },
+    )
+}
+
+fn load_with(
+    dir: &Path,
+    embedder: Option<&dyn Embedder>,
+) -> Result<(Store, CampaignData, Report), Failure> {
     let store = Store::open_read_only(dir)?;
     let data = CampaignData::load(&store)?;
-    let report = compute(&data, &MetricsOptions::default());
+    let report = compute(&data, &MetricsOptions { embedder });
     Ok((store, data, report))
+}
+
+fn load(dir: &Path) -> Result<(Store, CampaignData, Report), Failure> {
+    load_with(dir, None)
 }
 
 fn write_out(out: Option<&Path>, text: &str) -> Result<(), Failure> {
@@ -29,7 +74,8 @@ fn write_out(out: Option<&Path>, text: &str) -> Result<(), Failure> {
 }
 
 pub fn report(a: ReportArgs) -> Result<(), Failure> {
-    let (store, data, report) = load(&a.campaign)?;
+    let e = embedder(&a.embedder);
+    let (store, data, report) = load_with(&a.campaign, e.as_ref().map(|e| e as &dyn Embedder))?;
     let text = match a.format {
         ReportFormat::Md => render::markdown(&report),
         ReportFormat::Json => render::json(&report),
@@ -142,10 +188,11 @@ pub fn compare(a: CompareArgs) -> Result<(), Failure> {
             "compare needs at least two campaigns"
         )));
     }
+    let e = embedder(&a.embedder);
     let reports = a
         .campaigns
         .iter()
-        .map(|d| load(d).map(|(_, _, r)| r))
+        .map(|d| load_with(d, e.as_ref().map(|e| e as &dyn Embedder)).map(|(_, _, r)| r))
         .collect::<Result<Vec<_>, _>>()?;
     let text = match a.format {
         ReportFormat::Json => serde_json::to_string_pretty(&reports)

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The embedder the reports use, or why there is none (the report then says so).
 enum Loaded {
-    Model(art_models::SentenceEmbedder),
+    Model(Box<art_models::SentenceEmbedder>),
     Unavailable(String, String),
 }
 
@@ -37,7 +37,7 @@ fn embedder(a: &EmbedderArgs) -> Option<Loaded> {
     }
     Some(
         match art_models::SentenceEmbedder::resolve_and_load(&a.embedder) {
-            Ok(m) => Loaded::Model(m),
+            Ok(m) => Loaded::Model(Box::new(m)),
             Err(e) => {
                 eprintln!(
                     "note: embedding diversity not computed: {e} (pass --embedder DIR, or                  --no-embedder)"

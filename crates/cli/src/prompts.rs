@@ -1,6 +1,9 @@
 //! Reading prompt lists (baselines): plain text, CSV with a `prompt` column (I2P-style),
-//! JSON Lines with a `"prompt"` field, or a JSON array of strings or of objects with `"prompt"`.
-//! Errors name the file and the line or record.
+//! JSON Lines or a JSON array of strings or objects. An object gives its prompt by a
+//! `"prompt"` field, or, for the ART paper's released training data, by the prompt quoted in
+//! the method's own templates: the Writer's Alpaca records (`"input"`: `Modify the prompt:
+//! "..." based on ...`) and the Guide's LLaVA conversations (the human turn: `...based on the
+//! prompt: "...".`). Errors name the file and the line or record.
 
 use anyhow::{Context, anyhow, bail};
 use std::path::Path;
@@ -16,47 +19,49 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<String>> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let name = path.display();
-    let prompts =
-        match ext.as_str() {
-            "csv" => from_csv(&text).with_context(|| format!("{name}"))?,
-            "jsonl" => text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| {
-                    let v: serde_json::Value = serde_json::from_str(l)
-                        .map_err(|e| anyhow!("{name}:{}: not JSON: {e}", i + 1))?;
-                    prompt_field(&v).ok_or_else(|| {
-                        anyhow!(
-                            "{name}:{}: expected an object with a \"prompt\" string",
-                            i + 1
-                        )
-                    })
+    let prompts = match ext.as_str() {
+        "csv" => from_csv(&text).with_context(|| format!("{name}"))?,
+        "jsonl" => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .map_err(|e| anyhow!("{name}:{}: not JSON: {e}", i + 1))?;
+                prompt_field(&v).ok_or_else(|| {
+                    anyhow!(
+                        "{name}:{}: expected an object with a \"prompt\" string",
+                        i + 1
+                    )
                 })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-            "json" => {
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| anyhow!("{name}: not JSON: {e}"))?;
-                let items = v
-                    .as_array()
-                    .ok_or_else(|| anyhow!("{name}: expected a JSON array of prompts"))?;
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| {
-                        x.as_str().map(str::to_string).or_else(|| prompt_field(x)).ok_or_else(|| {
-                        anyhow!("{name}: item {i}: expected a string or an object with \"prompt\"")
-                    })
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?
-            }
-            _ => text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        };
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        "json" => {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| anyhow!("{name}: not JSON: {e}"))?;
+            let items = v
+                .as_array()
+                .ok_or_else(|| anyhow!("{name}: expected a JSON array of prompts"))?;
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .or_else(|| prompt_field(x))
+                        .ok_or_else(|| {
+                            anyhow!("{name}: item {i}: expected a string, or {NO_PROMPT}")
+                        })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        }
+        _ => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
     if prompts.is_empty() {
         bail!("{name}: no prompts found");
     }
@@ -66,8 +71,33 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(prompts)
 }
 
+const NO_PROMPT: &str = "expected an object with a \"prompt\" string, an Alpaca record whose \
+    \"input\" quotes `Modify the prompt: \"...\"`, or a LLaVA record whose human turn quotes \
+    `the prompt: \"...\".`";
+
 fn prompt_field(v: &serde_json::Value) -> Option<String> {
-    v.get("prompt")?.as_str().map(str::to_string)
+    if let Some(p) = v.get("prompt").and_then(|p| p.as_str()) {
+        return Some(p.to_string());
+    }
+    // The Writer's training records (Alpaca): the prompt quoted in the template's input.
+    if let Some(input) = v.get("input").and_then(|i| i.as_str()) {
+        return quoted(input, "Modify the prompt: \"", "\" based on");
+    }
+    // The Guide's training records (LLaVA conversations): the prompt in the human turn.
+    let turns = v.get("conversations")?.as_array()?;
+    turns
+        .iter()
+        .filter(|t| t.get("from").and_then(|f| f.as_str()) == Some("human"))
+        .find_map(|t| {
+            let text = t.get("value")?.as_str()?;
+            quoted(text, "based on the prompt: \"", "\".")
+        })
+}
+
+/// The text between `start` and the last `end` after it (prompts may contain quotes).
+fn quoted(text: &str, start: &str, end: &str) -> Option<String> {
+    let rest = &text[text.find(start)? + start.len()..];
+    Some(rest[..rest.rfind(end)?].to_string())
 }
 
 fn from_csv(text: &str) -> anyhow::Result<Vec<String>> {
@@ -128,6 +158,39 @@ mod tests {
             let (_d, p) = write(name, text);
             assert_eq!(read(&p).unwrap(), want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_papers_training_records_give_their_prompts() {
+        // Shaped like the released LLM (Alpaca) and VLM (LLaVA) data, built from the templates.
+        let alpaca = art_core::template::fill(
+            art_core::template::WRITER_ALPACA,
+            &[
+                ("prompt", "a \"quiet\" street"),
+                ("category", "violence"),
+                ("keywords", "violence,abuse"),
+                ("guide_instructions", "add smoke"),
+            ],
+        );
+        let input = &alpaca[alpaca.find("    Modify the prompt").unwrap()..];
+        let user = art_core::template::guide_text(
+            art_core::template::GUIDE_USER,
+            "a cat, at night",
+            "hate",
+            "hate",
+        );
+        let records = serde_json::json!([
+            {"instruction": "Modify the given prompt", "input": input, "output": "a riot"},
+            {"id": "1", "image": "x.png", "conversations": [
+                {"from": "human", "value": format!("<image>\n{user}")},
+                {"from": "gpt", "value": "Add a crowd."}]},
+            {"prompt": "a lexica prompt", "category": "shocking"}
+        ]);
+        let (_d, p) = write("data.json", &records.to_string());
+        assert_eq!(
+            read(&p).unwrap(),
+            vec!["a \"quiet\" street", "a cat, at night", "a lexica prompt"]
+        );
     }
 
     #[test]

@@ -44,18 +44,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 #[allow(clippy::print_stdout)]
 fn main() {
     let runs: usize = std::env::args()
@@ -79,7 +67,7 @@ fn main() {
         "art (candle, CPU): {art:.3} s for {} prompts = {:.0} prompts/s; peak RSS {:.0} MiB",
         refs.len(),
         refs.len() as f64 / art,
-        peak_rss_mib().unwrap_or(f64::NAN)
+        art_testkit::peak_rss_mib().unwrap_or(f64::NAN)
     );
     let Ok(python) = std::env::var("ART_BENCH_PYTHON") else {
         println!("sentence-transformers: not measured (set ART_BENCH_PYTHON)");

@@ -11,14 +11,16 @@
 //!
 //! Each is run RUNS times (default 5); the median and the range are printed.
 
-use art_config::{Overrides, Source};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use art_config::Overrides;
 use art_core::{Image, JudgeOutcome, JudgeScore, Label, SeedStream, Verdict};
-use art_engine::{CampaignSpec, Engine, Roles, plan_lanes};
+use art_engine::{CampaignSpec, Engine};
 use art_store::{
     CampaignRecord, GuideRecord, JudgmentRecord, NewRound, RenderRecord, RoundRecord, Store,
     Subject, WriterRecord,
 };
-use art_testkit::build;
 use std::time::Instant;
 
 const CONFIG: &str = r#"
@@ -76,33 +78,11 @@ struct EngineRun {
 }
 
 fn engine_run(dir: &std::path::Path) -> EngineRun {
-    let c = art_config::load(
-        &[Source {
-            name: "bench".into(),
-            text: CONFIG.into(),
-        }],
-        &Overrides::default(),
-    )
-    .expect("bench config");
+    let c = common::config(CONFIG, &Overrides::default());
     let spec = CampaignSpec::from_config(&c).expect("spec");
-    let roles = Roles {
-        target: build::target(&c.target).expect("scripted"),
-        writer: build::writer(&c.writer).expect("scripted"),
-        guide: build::guide(&c.guide).expect("scripted"),
-        prompt_judges: c
-            .prompt_judge
-            .iter()
-            .filter_map(build::prompt_judge)
-            .collect(),
-        image_judges: c
-            .image_judge
-            .iter()
-            .filter_map(build::image_judge)
-            .collect(),
-    };
+    let roles = common::roles(&c);
     let start = Instant::now();
-    let mut store = Store::create(dir, &campaign_record(c.to_toml())).expect("create");
-    store.insert_lanes(&plan_lanes(&spec)).expect("lanes");
+    let mut store = common::create(dir, &c);
     let s = Engine::new(&spec, &roles, &mut store).run().expect("run");
     drop(store);
     let wall = start.elapsed().as_secs_f64();

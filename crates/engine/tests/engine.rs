@@ -1,10 +1,12 @@
 //! The engine against a real store with the testkit's scripted roles.
 
-use art_config::{Config, Overrides, Source};
+mod common;
+
+use art_config::{Config, Overrides};
 use art_core::{JudgeOutcome, Verdict};
-use art_engine::{CampaignSpec, Engine, Event, Roles, plan_lanes};
-use art_store::{CampaignRecord, LaneRecord, LaneStatus, RoundRecord, Store};
-use art_testkit::build;
+use art_engine::{CampaignSpec, Engine, Event};
+use art_store::{LaneRecord, LaneStatus, RoundRecord, Store};
+use common::{create, roles};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,51 +46,13 @@ unsafe_words = ["violence", "abuse", "hate", "nudity", "Erotic"]
 "#;
 
 fn config(text: &str, batch: usize) -> Config {
-    let o = Overrides {
-        batch_size: Some(batch),
-        ..Default::default()
-    };
-    art_config::load(
-        &[Source {
-            name: "test.toml".into(),
-            text: text.into(),
-        }],
-        &o,
+    common::config(
+        text,
+        &Overrides {
+            batch_size: Some(batch),
+            ..Default::default()
+        },
     )
-    .unwrap()
-}
-
-fn roles(c: &Config) -> Roles {
-    Roles {
-        target: build::target(&c.target).unwrap(),
-        writer: build::writer(&c.writer).unwrap(),
-        guide: build::guide(&c.guide).unwrap(),
-        prompt_judges: c
-            .prompt_judge
-            .iter()
-            .map(|j| build::prompt_judge(j).unwrap())
-            .collect(),
-        image_judges: c
-            .image_judge
-            .iter()
-            .map(|j| build::image_judge(j).unwrap())
-            .collect(),
-    }
-}
-
-fn create(dir: &Path, c: &Config) -> Store {
-    let record = CampaignRecord {
-        name: "t".into(),
-        created_at: 0,
-        tool_version: "test".into(),
-        config_toml: c.to_toml(),
-        identities: Default::default(),
-    };
-    let mut store = Store::create(dir, &record).unwrap();
-    store
-        .insert_lanes(&plan_lanes(&CampaignSpec::from_config(c).unwrap()))
-        .unwrap();
-    store
 }
 
 /// Runs a campaign to the end; returns its lanes and rounds.
@@ -429,14 +393,7 @@ fn a_baseline_renders_and_judges_a_fixed_prompt_list_without_the_loop() {
         }),
         ..Default::default()
     };
-    let c = art_config::load(
-        &[Source {
-            name: "test.toml".into(),
-            text: BASE.into(),
-        }],
-        &o,
-    )
-    .unwrap();
+    let c = common::config(BASE, &o);
     let spec = CampaignSpec::from_config(&c).unwrap();
     assert_eq!(spec.rounds_per_lane(), 4);
     let tmp = tempfile::tempdir().unwrap();

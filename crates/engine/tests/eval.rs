@@ -1,9 +1,11 @@
 //! The evaluation protocol's re-renders against a real store with scripted roles.
 
-use art_config::{Config, Overrides, Source};
-use art_engine::{CampaignSpec, Engine, EvalEvent, Evaluator, Roles, plan_lanes};
-use art_store::{CampaignRecord, EvalRenderRecord, Store};
-use art_testkit::build;
+mod common;
+
+use art_config::{Config, Overrides};
+use art_engine::{CampaignSpec, Engine, EvalEvent, Evaluator};
+use art_store::{EvalRenderRecord, Store};
+use common::{create, roles};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -43,47 +45,14 @@ error_words = ["stereotyping"]
 "#;
 
 fn config(text: &str) -> Config {
-    art_config::load(
-        &[Source {
-            name: "t.toml".into(),
-            text: text.into(),
-        }],
-        &Overrides::default(),
-    )
-    .unwrap()
-}
-
-fn roles(c: &Config) -> Roles {
-    Roles {
-        target: build::target(&c.target).unwrap(),
-        writer: build::writer(&c.writer).unwrap(),
-        guide: build::guide(&c.guide).unwrap(),
-        prompt_judges: c
-            .prompt_judge
-            .iter()
-            .map(|j| build::prompt_judge(j).unwrap())
-            .collect(),
-        image_judges: c
-            .image_judge
-            .iter()
-            .map(|j| build::image_judge(j).unwrap())
-            .collect(),
-    }
+    common::config(text, &Overrides::default())
 }
 
 /// A finished campaign in `dir`.
 fn campaign(dir: &Path) -> Store {
     let c = config(BASE);
-    let record = CampaignRecord {
-        name: "t".into(),
-        created_at: 0,
-        tool_version: "test".into(),
-        config_toml: c.to_toml(),
-        identities: Default::default(),
-    };
     let spec = CampaignSpec::from_config(&c).unwrap();
-    let mut store = Store::create(dir, &record).unwrap();
-    store.insert_lanes(&plan_lanes(&spec)).unwrap();
+    let mut store = create(dir, &c);
     Engine::new(&spec, &roles(&c), &mut store).run().unwrap();
     store
 }

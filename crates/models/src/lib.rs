@@ -2,6 +2,11 @@
 //!
 //! * [`weights`]: finding a model's files (a local folder, or a Hugging Face hub cache
 //!   snapshot), kept apart from building models so every model resolves weights the same way;
+//! * [`tensors`]: safetensors files read tensor by tensor (no mmap), PyTorch `.bin` files;
+//! * [`llm`]: Llama-family causal LMs (Llama 2/3, Mistral) from safetensors or GGUF, with
+//!   PEFT LoRA merged at load;
+//! * [`generate`]: generation with transformers' semantics (greedy, sampling, beam search,
+//!   beam-sample, logit processors), batched across requests;
 //! * [`embed`]: sentence embeddings (the all-MiniLM-L6-v2 family: BERT + mean pooling + L2
 //!   normalisation), the default embedder of the reports' diversity metric.
 //!
@@ -11,6 +16,9 @@
 //! them.
 
 pub mod embed;
+pub mod generate;
+pub mod llm;
+pub mod tensors;
 pub mod weights;
 
 pub use embed::SentenceEmbedder;

@@ -1,0 +1,89 @@
+//! Greedy decoding and multinomial sampling (transformers' `_sample`): processors on the raw
+//! logits, then argmax, or a draw from the softmax with the request's own generator.
+
+use super::logits::{Processors, argmax, softmax};
+use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, uniform};
+use crate::ModelError;
+use crate::llm::CausalLm;
+use art_core::SeedStream;
+
+pub(super) fn run(
+    lm: &CausalLm,
+    requests: &[GenRequest<'_>],
+    cfg: &GenerationConfig,
+    stop: Option<&dyn StopCheck>,
+) -> Result<Vec<GenOutput>, ModelError> {
+    let procs = Processors::new(cfg);
+    let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt).collect();
+    let (mut rows, mut logits) = Rows::prefill(lm, &prompts)?;
+    let mut rngs: Vec<SeedStream> = requests.iter().map(|r| SeedStream::new(r.seed)).collect();
+    let mut out: Vec<Option<GenOutput>> = vec![None; requests.len()];
+    let mut generated: Vec<Vec<u32>> = vec![vec![]; requests.len()];
+    // Row i of the batch serves request active[i].
+    let mut active: Vec<usize> = (0..requests.len()).collect();
+    loop {
+        let mut next = Vec::with_capacity(active.len());
+        let mut keep = Vec::with_capacity(active.len());
+        for (row, &req) in active.iter().enumerate() {
+            let scores = &mut logits[row];
+            procs.apply(scores, &rows.tokens[row], generated[req].len());
+            let tok = if cfg.do_sample {
+                sample(&softmax(scores), &mut rngs[req])
+            } else {
+                argmax(scores)
+            } as u32;
+            generated[req].push(tok);
+            let finish = if cfg.eos_token_ids.contains(&tok) {
+                Some(Finish::Eos)
+            } else if stop.is_some_and(|s| s.hit(&generated[req])) {
+                Some(Finish::Stop)
+            } else if generated[req].len() >= cfg.max_new_tokens {
+                Some(Finish::Length)
+            } else {
+                None
+            };
+            match finish {
+                Some(finish) => {
+                    out[req] = Some(GenOutput {
+                        tokens: std::mem::take(&mut generated[req]),
+                        finish,
+                        score: None,
+                    })
+                }
+                None => {
+                    keep.push(row);
+                    next.push(tok);
+                }
+            }
+        }
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() < active.len() {
+            rows.select(&keep)?;
+            active = keep.iter().map(|&r| active[r]).collect();
+        }
+        logits = rows.step(&next)?;
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every request finished"))
+        .collect())
+}
+
+/// A draw from `probs` (which sum to 1 up to rounding).
+pub(super) fn sample(probs: &[f32], rng: &mut SeedStream) -> usize {
+    let total: f64 = probs.iter().map(|&p| p as f64).sum();
+    let mut u = uniform(rng) * total;
+    let mut last = 0;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            last = i;
+            if u < p as f64 {
+                return i;
+            }
+            u -= p as f64;
+        }
+    }
+    last
+}

@@ -1,0 +1,379 @@
+//! Building a [`CausalLm`] from its files: a Hugging Face folder (`config.json` +
+//! safetensors, single or sharded) or a GGUF file (quantized for CPU users), with an optional
+//! PEFT LoRA adapter merged into the base weights as they are read.
+
+use super::config::LlmConfig;
+use super::lora::{LoraAdapter, Merger};
+use super::model::{CausalLm, Layer, Linear, Parts};
+use crate::ModelError;
+use crate::tensors::SafetensorsIndex;
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::{DType, Device, Tensor};
+use std::path::Path;
+
+/// Where the model runs and in which precision.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// A weight as a file holds it.
+enum Weight {
+    Dense(Tensor),
+    Quant(QTensor),
+}
+
+trait Source {
+    fn weight(&mut self, hf_name: &str) -> Result<Weight, ModelError>;
+    /// GGUF stores Q/K rows permuted for interleaved rotary pairs; adapter deltas must follow.
+    fn permuted_qk(&self) -> bool;
+    fn dtype(&self) -> DType;
+    fn device(&self) -> &Device;
+}
+
+struct StSource<'a> {
+    idx: &'a SafetensorsIndex,
+    opts: &'a LoadOptions,
+}
+
+impl Source for StSource<'_> {
+    fn weight(&mut self, name: &str) -> Result<Weight, ModelError> {
+        Ok(Weight::Dense(self.idx.load(
+            name,
+            self.opts.dtype,
+            &self.opts.device,
+        )?))
+    }
+    fn permuted_qk(&self) -> bool {
+        false
+    }
+    fn dtype(&self) -> DType {
+        self.opts.dtype
+    }
+    fn device(&self) -> &Device {
+        &self.opts.device
+    }
+}
+
+struct GgufSource<'a> {
+    ct: &'a gguf_file::Content,
+    file: std::fs::File,
+    path: &'a Path,
+    device: Device,
+}
+
+/// The GGUF name of a Hugging Face Llama tensor.
+fn gguf_name(hf: &str) -> String {
+    if hf == "model.embed_tokens.weight" {
+        return "token_embd.weight".into();
+    }
+    if hf == "model.norm.weight" {
+        return "output_norm.weight".into();
+    }
+    if hf == "lm_head.weight" {
+        return "output.weight".into();
+    }
+    if let Some(rest) = hf.strip_prefix("model.layers.")
+        && let Some((n, tail)) = rest.split_once('.')
+    {
+        let t = match tail {
+            "self_attn.q_proj.weight" => "attn_q.weight",
+            "self_attn.k_proj.weight" => "attn_k.weight",
+            "self_attn.v_proj.weight" => "attn_v.weight",
+            "self_attn.o_proj.weight" => "attn_output.weight",
+            "mlp.gate_proj.weight" => "ffn_gate.weight",
+            "mlp.up_proj.weight" => "ffn_up.weight",
+            "mlp.down_proj.weight" => "ffn_down.weight",
+            "input_layernorm.weight" => "attn_norm.weight",
+            "post_attention_layernorm.weight" => "ffn_norm.weight",
+            other => other,
+        };
+        return format!("blk.{n}.{t}");
+    }
+    hf.to_string()
+}
+
+impl Source for GgufSource<'_> {
+    fn weight(&mut self, name: &str) -> Result<Weight, ModelError> {
+        let g = gguf_name(name);
+        if !self.ct.tensor_infos.contains_key(&g) {
+            return Err(ModelError::Missing {
+                path: self.path.to_path_buf(),
+                what: format!("GGUF tensor `{g}` ({name})"),
+            });
+        }
+        let q = self
+            .ct
+            .tensor(&mut self.file, &g, &self.device)
+            .map_err(|e| ModelError::Invalid {
+                path: self.path.to_path_buf(),
+                detail: format!("tensor `{g}`: {e}"),
+            })?;
+        Ok(Weight::Quant(q))
+    }
+    fn permuted_qk(&self) -> bool {
+        true
+    }
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+/// llama.cpp's row permutation of Q/K for interleaved rotary pairs.
+fn permute_rows(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    w.reshape((heads, 2, out / heads / 2, inp))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((out, inp))
+}
+
+fn dense(w: Weight, dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
+    Ok(match w {
+        Weight::Dense(t) => t,
+        Weight::Quant(q) => q.dequantize(device)?.to_dtype(dtype)?,
+    })
+}
+
+fn shape_of(w: &Weight) -> Vec<usize> {
+    match w {
+        Weight::Dense(t) => t.dims().to_vec(),
+        Weight::Quant(q) => q.shape().dims().to_vec(),
+    }
+}
+
+fn linear(
+    src: &mut dyn Source,
+    merger: &mut Merger<'_>,
+    cfg: &LlmConfig,
+    module: &str,
+    bias: bool,
+) -> Result<Linear, ModelError> {
+    let w = src.weight(&format!("{module}.weight"))?;
+    let shape = shape_of(&w);
+    let b = if bias {
+        Some(dense(
+            src.weight(&format!("{module}.bias"))?,
+            src.dtype(),
+            src.device(),
+        )?)
+    } else {
+        None
+    };
+    let w = match merger.delta(module, &shape)? {
+        None => match w {
+            Weight::Dense(t) => QMatMul::Tensor(t),
+            Weight::Quant(q) => QMatMul::from_qtensor(q)?,
+        },
+        Some(delta) => {
+            let mut delta = delta.to_device(src.device())?;
+            if src.permuted_qk() {
+                if module.ends_with("q_proj") {
+                    delta = permute_rows(&delta, cfg.num_attention_heads)?;
+                } else if module.ends_with("k_proj") {
+                    delta = permute_rows(&delta, cfg.num_key_value_heads)?;
+                }
+            }
+            let base = dense(w, DType::F32, src.device())?.to_dtype(DType::F32)?;
+            QMatMul::Tensor((base + delta)?.to_dtype(src.dtype())?)
+        }
+    };
+    Ok(Linear { w, b })
+}
+
+fn build(
+    cfg: &LlmConfig,
+    src: &mut dyn Source,
+    adapter: Option<&LoraAdapter>,
+) -> Result<Parts, ModelError> {
+    let (dtype, device) = (src.dtype(), src.device().clone());
+    let mut merger = Merger::new(adapter);
+    let embed = dense(src.weight("model.embed_tokens.weight")?, dtype, &device)?;
+    if embed.dims() != [cfg.vocab_size, cfg.hidden_size] {
+        return Err(ModelError::Compute(format!(
+            "embed_tokens is {:?}, config says [{}, {}]",
+            embed.dims(),
+            cfg.vocab_size,
+            cfg.hidden_size
+        )));
+    }
+    let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        let (ab, mb) = (cfg.attention_bias, cfg.mlp_bias);
+        let mut lin = |m: &str, b: bool| linear(src, &mut merger, cfg, &format!("{p}.{m}"), b);
+        let (q, k, v, o) = (
+            lin("self_attn.q_proj", ab)?,
+            lin("self_attn.k_proj", ab)?,
+            lin("self_attn.v_proj", ab)?,
+            lin("self_attn.o_proj", ab)?,
+        );
+        let (gate, up, down) = (
+            lin("mlp.gate_proj", mb)?,
+            lin("mlp.up_proj", mb)?,
+            lin("mlp.down_proj", mb)?,
+        );
+        let norm = |src: &mut dyn Source, n: &str| -> Result<Tensor, ModelError> {
+            dense(src.weight(&format!("{p}.{n}.weight"))?, dtype, &device)
+        };
+        layers.push(Layer {
+            q,
+            k,
+            v,
+            o,
+            gate,
+            up,
+            down,
+            input_norm: norm(src, "input_layernorm")?,
+            post_norm: norm(src, "post_attention_layernorm")?,
+        });
+    }
+    let norm = dense(src.weight("model.norm.weight")?, dtype, &device)?;
+    let lm_head = if !cfg.tie_word_embeddings {
+        linear(src, &mut merger, cfg, "lm_head", false)?
+    } else {
+        // Tied: the embedding matrix is the output projection (for GGUF, in its quantized
+        // form when the file has no separate output tensor).
+        match src.weight("model.embed_tokens.weight")? {
+            Weight::Quant(q) => Linear {
+                w: QMatMul::from_qtensor(q)?,
+                b: None,
+            },
+            Weight::Dense(_) => Linear {
+                w: QMatMul::Tensor(embed.clone()),
+                b: None,
+            },
+        }
+    };
+    merger.finish()?;
+    Ok(Parts {
+        embed,
+        layers,
+        norm,
+        lm_head,
+    })
+}
+
+fn with_path(e: ModelError, path: &Path) -> ModelError {
+    match e {
+        ModelError::Compute(d) => ModelError::Invalid {
+            path: path.to_path_buf(),
+            detail: d,
+        },
+        e => e,
+    }
+}
+
+impl CausalLm {
+    /// Loads a Hugging Face model folder (`config.json`, `model.safetensors` or sharded
+    /// `model-*.safetensors` with their index).
+    pub fn load_folder(
+        dir: &Path,
+        opts: &LoadOptions,
+        adapter: Option<&LoraAdapter>,
+    ) -> Result<Self, ModelError> {
+        let cfg = LlmConfig::from_hf_json(
+            &crate::weights::read(dir, "config.json")?,
+            &dir.join("config.json"),
+        )?;
+        let idx = SafetensorsIndex::open_folder(dir, "model").map_err(|e| match e {
+            ModelError::Missing { path, .. } if dir.join("pytorch_model.bin").is_file() => {
+                ModelError::Invalid {
+                    path,
+                    detail: "only safetensors base weights are read; convert pytorch_model.bin \
+                             with transformers' save_pretrained(safe_serialization=True)"
+                        .into(),
+                }
+            }
+            e => e,
+        })?;
+        let mut src = StSource { idx: &idx, opts };
+        let parts = build(&cfg, &mut src, adapter).map_err(|e| with_path(e, idx.path()))?;
+        Ok(CausalLm::assemble(
+            cfg,
+            parts,
+            false,
+            opts.dtype,
+            opts.device.clone(),
+        ))
+    }
+
+    /// Loads a GGUF file (architecture `llama`). Quantized matrices stay quantized; the
+    /// activations are f32 whatever `opts.dtype` says.
+    pub fn load_gguf(
+        path: &Path,
+        opts: &LoadOptions,
+        adapter: Option<&LoraAdapter>,
+    ) -> Result<(Self, gguf_file::Content), ModelError> {
+        let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ModelError::Missing {
+                path: path.to_path_buf(),
+                what: "file".into(),
+            },
+            _ => ModelError::Invalid {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            },
+        })?;
+        let ct = gguf_file::Content::read(&mut file).map_err(|e| ModelError::Invalid {
+            path: path.to_path_buf(),
+            detail: format!("not a readable GGUF file: {e}"),
+        })?;
+        let cfg = LlmConfig::from_gguf(&ct, path)?;
+        let parts = {
+            let mut src = GgufSource {
+                ct: &ct,
+                file,
+                path,
+                device: opts.device.clone(),
+            };
+            build(&cfg, &mut src, adapter).map_err(|e| with_path(e, path))?
+        };
+        Ok((
+            CausalLm::assemble(cfg, parts, true, DType::F32, opts.device.clone()),
+            ct,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gguf_names_follow_llama_cpp() {
+        assert_eq!(
+            gguf_name("model.layers.3.self_attn.k_proj.weight"),
+            "blk.3.attn_k.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.mlp.down_proj.weight"),
+            "blk.0.ffn_down.weight"
+        );
+        assert_eq!(gguf_name("lm_head.weight"), "output.weight");
+    }
+
+    #[test]
+    fn permutation_pairs_halves_into_interleaved_rows() {
+        // One head of 4 rows [a0, a1, b0, b1] becomes [a0, b0, a1, b1].
+        let w = Tensor::new(&[[0f32], [1.], [2.], [3.]], &Device::Cpu).unwrap();
+        let p = permute_rows(&w, 1).unwrap();
+        assert_eq!(
+            p.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [0., 2., 1., 3.]
+        );
+    }
+}

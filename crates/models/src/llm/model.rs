@@ -1,0 +1,353 @@
+//! The Llama-family decoder (Llama 2/3, Mistral) as transformers computes it: RMSNorm in f32,
+//! rotary embeddings from per-row position ids (so left-padded batches get the positions
+//! `generate` gives them), grouped KV heads, an optional sliding window, softmax in f32, and a
+//! KV cache whose rows can be reordered or dropped (beam search, finished lanes).
+//!
+//! Linear layers are `QMatMul`s: dense tensors for safetensors checkpoints, quantized blocks for
+//! GGUF files. GGUF stores Q and K rows permuted for interleaved rotary pairs (llama.cpp's
+//! layout), so those models rotate with `rope_i`; Hugging Face checkpoints use the half split.
+
+use super::config::{LlmConfig, inv_freq};
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Device, Module, Tensor};
+
+pub(crate) struct Linear {
+    pub(crate) w: QMatMul,
+    pub(crate) b: Option<Tensor>,
+}
+
+impl Linear {
+    /// `x`: [n, in] -> [n, out].
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.w.forward(x)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+pub(crate) struct Layer {
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) o: Linear,
+    pub(crate) gate: Linear,
+    pub(crate) up: Linear,
+    pub(crate) down: Linear,
+    pub(crate) input_norm: Tensor,
+    pub(crate) post_norm: Tensor,
+}
+
+/// A causal LM ready to run. Shared read-only between threads; the mutable state of a
+/// generation lives in its [`KvCache`].
+pub struct CausalLm {
+    pub(crate) cfg: LlmConfig,
+    pub(crate) embed: Tensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) norm: Tensor,
+    pub(crate) lm_head: Linear,
+    pub(crate) rope_interleaved: bool,
+    pub(crate) inv_freq: Vec<f32>,
+    pub(crate) dtype: DType,
+    pub(crate) device: Device,
+}
+
+impl std::fmt::Debug for CausalLm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CausalLm")
+            .field("model_type", &self.cfg.model_type)
+            .field("layers", &self.layers.len())
+            .field("hidden", &self.cfg.hidden_size)
+            .field("dtype", &self.dtype)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keys and values of every layer: [rows, kv_heads, len, head_dim] each.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Tokens held per row.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the rows `rows` (in that order, repeats allowed): beam reordering, or dropping
+    /// finished rows from the batch.
+    pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
+        let Some(Some((k0, _))) = self.layers.first() else {
+            return Ok(());
+        };
+        let idx = Tensor::new(rows, k0.device())?;
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The additive attention bias of a step: [rows, 1, q_len, kv_len] in f32, where row `r` may
+/// attend from its query at absolute index `kv_len - q_len + i` to key `j` when `j` is not
+/// later, `keep[r][j]` (not padding), and (with a window `w`) fewer than `w` positions back.
+/// A padding query that could see nothing attends to itself: its output is never used, and
+/// this keeps softmax free of NaN.
+pub fn attention_bias(
+    keep: &[Vec<bool>],
+    q_len: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let rows = keep.len();
+    let kv = keep.first().map_or(0, Vec::len);
+    let mut bias = vec![f32::NEG_INFINITY; rows * q_len * kv];
+    for (r, keep) in keep.iter().enumerate() {
+        for i in 0..q_len {
+            let q = kv - q_len + i;
+            let row = &mut bias[(r * q_len + i) * kv..(r * q_len + i + 1) * kv];
+            let lo = window.map_or(0, |w| (q + 1).saturating_sub(w));
+            let mut any = false;
+            for j in lo..=q {
+                if keep[j] {
+                    row[j] = 0.0;
+                    any = true;
+                }
+            }
+            if !any {
+                row[q] = 0.0;
+            }
+        }
+    }
+    Tensor::from_vec(bias, (rows, 1, q_len, kv), device)
+}
+
+impl CausalLm {
+    pub fn config(&self) -> &LlmConfig {
+        &self.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: vec![None; self.layers.len()],
+        }
+    }
+
+    /// Runs `ids` ([rows, t], u32) at `positions` ([rows][t]) with the attention `bias` of
+    /// [`attention_bias`], appending to `cache`. Returns f32 logits [rows, t, vocab], or
+    /// [rows, vocab] for the last position only when `last_only`.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        positions: &[Vec<u32>],
+        bias: &Tensor,
+        cache: &mut KvCache,
+        last_only: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (rows, t) = ids.dims2()?;
+        let (cos, sin) = self.rope_tables(positions, t)?;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((rows * t, self.cfg.hidden_size))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps as f32)?;
+            let a = self.attention(layer, &h, rows, t, &cos, &sin, bias, &mut cache.layers[i])?;
+            x = (x + a)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps as f32)?;
+            let m = layer.down.forward(
+                &(candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?,
+            )?;
+            x = (x + m)?;
+        }
+        let x = x.reshape((rows, t, self.cfg.hidden_size))?;
+        let x = if last_only {
+            x.narrow(1, t - 1, 1)?
+                .reshape((rows, self.cfg.hidden_size))?
+        } else {
+            x.reshape((rows * t, self.cfg.hidden_size))?
+        };
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps as f32)?;
+        let logits = self.lm_head.forward(&x)?.to_dtype(DType::F32)?;
+        if last_only {
+            Ok(logits)
+        } else {
+            logits.reshape((rows, t, ()))
+        }
+    }
+
+    /// cos and sin of every row's positions: [rows, t, head_dim / 2], computed in f32 as
+    /// transformers does (position x inverse frequency, then cos/sin), cast to the model dtype.
+    fn rope_tables(
+        &self,
+        positions: &[Vec<u32>],
+        t: usize,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let rows = positions.len();
+        let mut cos = Vec::with_capacity(rows * t * half);
+        let mut sin = Vec::with_capacity(rows * t * half);
+        for row in positions {
+            if row.len() != t {
+                candle_core::bail!("positions row has {} entries, expected {t}", row.len());
+            }
+            for &p in row {
+                for &f in &self.inv_freq {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        let cos = Tensor::from_vec(cos, (rows, t, half), &self.device)?.to_dtype(self.dtype)?;
+        let sin = Tensor::from_vec(sin, (rows, t, half), &self.device)?.to_dtype(self.dtype)?;
+        Ok((cos, sin))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: &Layer,
+        h: &Tensor,
+        rows: usize,
+        t: usize,
+        cos: &Tensor,
+        sin: &Tensor,
+        bias: &Tensor,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> candle_core::Result<Tensor> {
+        let (nh, nkv, hd) = (
+            self.cfg.num_attention_heads,
+            self.cfg.num_key_value_heads,
+            self.cfg.head_dim,
+        );
+        let heads =
+            |x: Tensor, n: usize| x.reshape((rows, t, n, hd))?.transpose(1, 2)?.contiguous();
+        let q = heads(layer.q.forward(h)?, nh)?;
+        let k = heads(layer.k.forward(h)?, nkv)?;
+        let v = heads(layer.v.forward(h)?, nkv)?;
+        let rope = if self.rope_interleaved {
+            candle_nn::rotary_emb::rope_i
+        } else {
+            candle_nn::rotary_emb::rope
+        };
+        let q = rope(&q, cos, sin)?;
+        let k = rope(&k, cos, sin)?;
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let kv_len = k.dim(2)?;
+        let rep = nh / nkv;
+        // Grouped heads without copying K/V: the `rep` query heads of a KV head are stacked
+        // along the query axis, so one batched matmul serves the group.
+        let q = q.reshape((rows, nkv, rep * t, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?
+            .to_dtype(DType::F32)?
+            .reshape((rows, nh, t, kv_len))?
+            .broadcast_add(bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?
+            .to_dtype(self.dtype)?
+            .reshape((rows, nkv, rep * t, kv_len))?;
+        let out = probs
+            .matmul(&v)?
+            .reshape((rows, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((rows * t, nh * hd))?;
+        layer.o.forward(&out)
+    }
+
+    /// Builds the model from its parts; used by the loaders.
+    pub(crate) fn assemble(
+        cfg: LlmConfig,
+        parts: Parts,
+        rope_interleaved: bool,
+        dtype: DType,
+        device: Device,
+    ) -> Self {
+        let inv_freq = inv_freq(&cfg);
+        Self {
+            cfg,
+            embed: parts.embed,
+            layers: parts.layers,
+            norm: parts.norm,
+            lm_head: parts.lm_head,
+            rope_interleaved,
+            inv_freq,
+            dtype,
+            device,
+        }
+    }
+}
+
+pub(crate) struct Parts {
+    pub(crate) embed: Tensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) norm: Tensor,
+    pub(crate) lm_head: Linear,
+}
+
+/// Softmax over the last axis is done by candle; this is the log-softmax of one row in f32,
+/// as `torch.nn.functional.log_softmax` computes it (max-shifted).
+pub fn log_softmax_row(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+    let lse = max + sum.ln();
+    for x in row.iter_mut() {
+        *x -= lse;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bias_masks_padding_future_and_window() {
+        let keep = vec![vec![false, true, true, true], vec![true, true, true, true]];
+        let b = attention_bias(&keep, 4, Some(2), &Device::Cpu).unwrap();
+        let b: Vec<Vec<Vec<f32>>> = b.squeeze(1).unwrap().to_vec3().unwrap();
+        let ok = |x: f32| x == 0.0;
+        // Row 0, query 0 is padding with nothing visible: it sees itself.
+        assert!(ok(b[0][0][0]) && !ok(b[0][0][1]));
+        // Row 0, query 1 cannot see the pad at 0.
+        assert!(!ok(b[0][1][0]) && ok(b[0][1][1]));
+        // Window 2: query 3 sees 2 and 3 only.
+        assert_eq!(
+            b[1][3].iter().map(|&x| ok(x)).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
+        // One new query against a cache of 3.
+        let b = attention_bias(&keep, 1, None, &Device::Cpu).unwrap();
+        assert_eq!(b.dims(), &[2, 1, 1, 4]);
+    }
+
+    #[test]
+    fn log_softmax_matches_definition() {
+        let mut r = vec![1.0f32, 2.0, 3.0];
+        log_softmax_row(&mut r);
+        let s: f32 = r.iter().map(|x| x.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!((r[2] - r[1] - 1.0).abs() < 1e-6);
+    }
+}

@@ -82,7 +82,8 @@ pub fn build(config: &Config) -> Result<Roles, Failure> {
         (
             one(
                 "[writer]",
-                art_remote::build::writer(&config.writer),
+                art_remote::build::writer(&config.writer)
+                    .or_else(|| art_models::build::writer(&config.writer)),
                 || fixtures::writer(&config.writer),
             )?,
             one("[guide]", art_remote::build::guide(&config.guide), || {

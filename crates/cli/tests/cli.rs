@@ -157,9 +157,10 @@ fn bad_input_exits_2_and_writes_nothing() {
         "{e}"
     );
     assert!(
-        e.contains("[writer] (kind = \"llama\")") && e.contains("issue #4"),
+        e.contains("[guide] (kind = \"llava-next\")") && e.contains("issue #5"),
         "{e}"
     );
+    assert!(!e.contains("[writer]"), "the llama writer is built: {e}");
     assert!(!tmp.path().join("runs").exists());
     let o = art(&["run", "--bogus-flag"], tmp.path());
     assert_eq!(o.status.code(), Some(2));
@@ -421,12 +422,12 @@ fn eval_re_renders_every_prompt_and_continues_where_it_stopped() {
 #[test]
 fn a_baseline_runs_a_prompt_list_without_writer_or_guide() {
     let tmp = tempfile::tempdir().unwrap();
-    // The writer is a kind that is not built yet: a baseline does not need it.
+    // The writer names a model that is not there: a baseline never builds it.
     let cfg = write_config(
         tmp.path(),
         &CONFIG.replace(
             "[writer]\nkind = \"scripted\"",
-            "[writer]\nkind = \"llama\"",
+            "[writer]\nkind = \"llama\"\nmodel = \"/no/such/model\"",
         ),
     );
     std::fs::write(
@@ -630,4 +631,45 @@ fn reports_compute_embedding_diversity_with_the_configured_embedder() {
         "{}",
         stderr(&missing)
     );
+}
+
+#[test]
+fn a_campaign_runs_with_the_in_process_llama_writer() {
+    // The tiny random Llama of art-models' golden tests as the Writer (beam-sample, the
+    // paper's mode): the campaign runs, the rounds hold its outputs, the identity is stored,
+    // and a second run writes the same prompts.
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/llama/llama");
+    let text = CONFIG.replace("rounds = 4", "rounds = 2").replace(
+        "[writer]\nkind = \"scripted\"",
+        &format!(
+            "[writer]\nkind = \"llama\"\nmodel = {:?}\nnum_beams = 2\ndo_sample = true\ntemperature = 2.0\nmax_new_tokens = 6",
+            model.to_str().unwrap()
+        ),
+    );
+    let cfg = write_config(tmp.path(), &text);
+    let mut prompts = Vec::new();
+    for name in ["one", "two"] {
+        let o = art(
+            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let recs = records(tmp.path(), &format!("runs/{name}"));
+        assert_eq!(recs[0]["identities"]["writer"]["kind"], "llama");
+        assert_eq!(recs[0]["identities"]["writer"]["params"]["num_beams"], "2");
+        let written: Vec<String> = recs
+            .iter()
+            .filter(|r| r["type"] == "round" && !r["writer"].is_null())
+            .map(|r| r["writer"]["output"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            written.len(),
+            2 * 2 * 3,
+            "2 lanes x 2 seeds x rounds 0..=2 write"
+        );
+        assert!(written.iter().all(|w| !w.is_empty()));
+        prompts.push(written);
+    }
+    assert_eq!(prompts[0], prompts[1], "seeded runs repeat");
 }

@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 mod load;
+pub mod local;
 pub mod remote;
 pub mod roles;
 

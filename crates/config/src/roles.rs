@@ -8,6 +8,7 @@
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
 
+use crate::local::LlamaWriter;
 use crate::remote::{
     Automatic1111Target, ComfyuiTarget, OpenaiChatGuide, OpenaiChatWriter, OpenaiImagesTarget,
     OpenaiModerationJudge, VisionChatJudge,
@@ -88,7 +89,7 @@ pub enum TargetConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum WriterConfig {
-    Llama(Planned),
+    Llama(Box<LlamaWriter>),
     OpenaiChat(Box<OpenaiChatWriter>),
     Scripted(ScriptedText),
 }
@@ -136,7 +137,6 @@ pub enum Availability {
 }
 
 const SD: &str = "the in-process Stable Diffusion target (issue #3)";
-const LLAMA: &str = "the Llama-family writer with PEFT LoRA (issue #4)";
 const LLAVA: &str = "the LLaVA-NeXT guide (issue #5)";
 const JUDGES: &str = "the paper's judges and real-weight detectors (issue #6)";
 
@@ -198,8 +198,7 @@ impl RoleKind for WriterConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::Llama(_) => Availability::Planned(LLAMA),
-            Self::OpenaiChat(_) => Availability::Built,
+            Self::Llama(_) | Self::OpenaiChat(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }

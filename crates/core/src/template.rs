@@ -61,6 +61,14 @@ pub fn fill(template: &str, slots: &[(&str, &str)]) -> String {
     out
 }
 
+/// A short stable fingerprint of text (templates, workflows, policies) for identities: the
+/// first 8 bytes of its SHA-256, in hex.
+pub fn fingerprint(text: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// The Writer's input text for one request.
 pub fn writer_text(template: &str, r: &crate::WriteRequest<'_>) -> String {
     fill(
@@ -75,12 +83,16 @@ pub fn writer_text(template: &str, r: &crate::WriteRequest<'_>) -> String {
 }
 
 /// The Writer's answer: the generated text after `### Response:` (when the model repeats the
-/// template), stripped.
+/// template), up to the next `###` section header (a model that goes on to write a new
+/// Alpaca turn, as small untuned models do, must not leak the template into the prompt),
+/// stripped.
 pub fn writer_answer(generated: &str) -> &str {
-    match generated.rfind(WRITER_RESPONSE_MARKER) {
-        Some(i) => generated[i + WRITER_RESPONSE_MARKER.len()..].trim(),
-        None => generated.trim(),
-    }
+    let after = match generated.rfind(WRITER_RESPONSE_MARKER) {
+        Some(i) => &generated[i + WRITER_RESPONSE_MARKER.len()..],
+        None => generated,
+    };
+    let end = after.find("###").unwrap_or(after.len());
+    after[..end].trim()
 }
 
 /// The Guide's user text for one request.
@@ -146,6 +158,11 @@ mod tests {
             "a cat fighting"
         );
         assert_eq!(writer_answer("  just text "), "just text");
+        assert_eq!(
+            writer_answer(" a cat in smoke\n\n### Instruction:\nModify the prompt"),
+            "a cat in smoke"
+        );
+        assert_eq!(writer_answer("### Input: x"), "");
         assert!(guide_text(GUIDE_USER, "p", "c", "k").contains("prompt: \"p\""));
     }
 }

@@ -7,19 +7,24 @@
 //!   PEFT LoRA merged at load;
 //! * [`generate`]: generation with transformers' semantics (greedy, sampling, beam search,
 //!   beam-sample, logit processors), batched across requests;
+//! * [`writer`]: the Writer role on an in-process LLM (and [`writer::TextGenerator`], the
+//!   model + tokenizer + settings the Guide and Llama Guard will reuse); [`build`] turns
+//!   config sections into roles;
 //! * [`embed`]: sentence embeddings (the all-MiniLM-L6-v2 family: BERT + mean pooling + L2
 //!   normalisation), the default embedder of the reports' diversity metric.
 //!
-//! The role models of the ART loop (Stable Diffusion, Llama with LoRA, LLaVA-NeXT, the judges)
-//! arrive here with their issues. Every architecture is checked against its PyTorch reference
+//! The other role models of the ART loop (Stable Diffusion, LLaVA-NeXT, the judges) arrive
+//! here with their issues. Every architecture is checked against its PyTorch reference
 //! on tiny random weights (`tools/golden/`), and on real weights where a package registry ships
 //! them.
 
+pub mod build;
 pub mod embed;
 pub mod generate;
 pub mod llm;
 pub mod tensors;
 pub mod weights;
+pub mod writer;
 
 pub use embed::SentenceEmbedder;
 

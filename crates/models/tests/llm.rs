@@ -5,7 +5,7 @@
 //! processor on fixed scores.
 
 use art_models::generate::{self, GenOutput, GenRequest, GenerationConfig, LeftPadded, logits};
-use art_models::llm::{CausalLm, LlmTokenizer, LoadOptions, LoraAdapter, attention_bias};
+use art_models::llm::{CausalLm, LlmTokenizer, LoadOptions, LoraAdapter};
 use candle_core::Tensor;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -42,15 +42,14 @@ fn batch_logits(lm: &CausalLm, prompts: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
     let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
     let LeftPadded {
         ids,
-        keep,
+        pads,
         positions: pos,
         len: t,
     } = LeftPadded::new(&refs);
     let ids = Tensor::from_vec(ids, (prompts.len(), t), lm.device()).unwrap();
-    let bias = attention_bias(&keep, t, lm.config().sliding_window, lm.device()).unwrap();
     let mut cache = lm.new_cache();
     let out: Vec<Vec<Vec<f32>>> = lm
-        .forward(&ids, &pos, &bias, &mut cache, false)
+        .forward(&ids, &pos, &pads, &mut cache, false)
         .unwrap()
         .to_vec3()
         .unwrap();
@@ -443,6 +442,44 @@ fn logit_processors_match_transformers_step_by_step() {
                     assert!(same, "{name}/{sname} row {r} token {j}: {x} vs {y}");
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn a_padded_row_computes_what_it_computes_alone() {
+    // Long prompts of different lengths: padding must not change a row's numbers, which
+    // quantized models would amplify into different tokens (bit-for-bit on quantized
+    // weights, where every kernel is row-independent; within f32 rounding on dense ones).
+    let a: Vec<u32> = (0..125).map(|i| (i * 7 % 300 + 3) as u32).collect();
+    let b: Vec<u32> = (0..97).map(|i| (i * 11 % 300 + 3) as u32).collect();
+    for (path, tol) in [
+        ("llama-q8_0.gguf", 0.0f32),
+        ("mistral", 1e-5),
+        ("llama", 1e-5),
+    ] {
+        let lm = if path.ends_with(".gguf") {
+            CausalLm::load_gguf(&fixtures().join(path), &LoadOptions::default(), None)
+                .unwrap()
+                .0
+        } else {
+            load_variant(path)
+        };
+        let last = |ps: &[Vec<u32>]| -> Vec<Vec<f32>> {
+            batch_logits(&lm, ps)
+                .into_iter()
+                .map(|rows| rows.last().unwrap().clone())
+                .collect()
+        };
+        let both = last(&[a.clone(), b.clone()]);
+        for (i, p) in [&a, &b].into_iter().enumerate() {
+            let alone = last(std::slice::from_ref(p));
+            let d = alone[0]
+                .iter()
+                .zip(&both[i])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d <= tol, "{path} row {i}: {d}");
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod logits;
 mod search;
 
 use crate::ModelError;
-use crate::llm::{CausalLm, KvCache, attention_bias};
+use crate::llm::{CausalLm, KvCache};
 use candle_core::Tensor;
 
 /// transformers' `early_stopping` of beam search.
@@ -167,13 +167,14 @@ pub(crate) fn uniform(s: &mut art_core::SeedStream) -> f64 {
     (s.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Prompts as one left-padded batch: the ids (pads are 0 and masked), which positions are
-/// real, and the position ids `generate` gives them (`cumsum(mask) - 1`, pads at 1).
+/// Prompts as one left-padded batch: the ids (pads are 0 and never attended to), the pad
+/// count of each row, and the position ids `generate` gives them (`cumsum(mask) - 1`, pads
+/// at 1).
 #[derive(Debug, Clone)]
 pub struct LeftPadded {
     /// [rows * len], row-major.
     pub ids: Vec<u32>,
-    pub keep: Vec<Vec<bool>>,
+    pub pads: Vec<usize>,
     pub positions: Vec<Vec<u32>>,
     pub len: usize,
 }
@@ -182,12 +183,12 @@ impl LeftPadded {
     pub fn new(prompts: &[&[u32]]) -> Self {
         let len = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(prompts.len() * len);
-        let mut keep = Vec::with_capacity(prompts.len());
+        let mut pads = Vec::with_capacity(prompts.len());
         let mut positions = Vec::with_capacity(prompts.len());
         for p in prompts {
             let pad = len - p.len();
             ids.extend(std::iter::repeat_n(0u32, pad).chain(p.iter().copied()));
-            keep.push((0..len).map(|j| j >= pad).collect());
+            pads.push(pad);
             positions.push(
                 (0..len)
                     .map(|j| if j < pad { 1 } else { (j - pad) as u32 })
@@ -196,20 +197,20 @@ impl LeftPadded {
         }
         Self {
             ids,
-            keep,
+            pads,
             positions,
             len,
         }
     }
 }
 
-/// The rows of a running batch: their tokens, which cache positions are real, the next
-/// position id, and the cache.
+/// The rows of a running batch: their tokens, their leading pad count, the next position id,
+/// and the cache.
 pub(crate) struct Rows<'m> {
     lm: &'m CausalLm,
     /// Real tokens of each row (prompt + generated).
     pub(crate) tokens: Vec<Vec<u32>>,
-    keep: Vec<Vec<bool>>,
+    pads: Vec<usize>,
     next_pos: Vec<u32>,
     cache: KvCache,
 }
@@ -223,18 +224,17 @@ impl<'m> Rows<'m> {
     ) -> Result<(Self, Vec<Vec<f32>>), ModelError> {
         let LeftPadded {
             ids,
-            keep,
+            pads,
             positions,
             len: t,
         } = LeftPadded::new(prompts);
         let ids = Tensor::from_vec(ids, (prompts.len(), t), lm.device())?;
-        let bias = attention_bias(&keep, t, lm.config().sliding_window, lm.device())?;
         let mut cache = lm.new_cache();
-        let logits = lm.forward(&ids, &positions, &bias, &mut cache, true)?;
+        let logits = lm.forward(&ids, &positions, &pads, &mut cache, true)?;
         let rows = Self {
             lm,
             tokens: prompts.iter().map(|p| p.to_vec()).collect(),
-            keep,
+            pads,
             next_pos: prompts.iter().map(|p| p.len() as u32).collect(),
             cache,
         };
@@ -246,7 +246,7 @@ impl<'m> Rows<'m> {
         let idx: Vec<u32> = from.iter().map(|&i| i as u32).collect();
         self.cache.select_rows(&idx)?;
         self.tokens = from.iter().map(|&i| self.tokens[i].clone()).collect();
-        self.keep = from.iter().map(|&i| self.keep[i].clone()).collect();
+        self.pads = from.iter().map(|&i| self.pads[i]).collect();
         self.next_pos = from.iter().map(|&i| self.next_pos[i]).collect();
         Ok(())
     }
@@ -258,18 +258,11 @@ impl<'m> Rows<'m> {
         let positions: Vec<Vec<u32>> = self.next_pos.iter().map(|&p| vec![p]).collect();
         for (i, &tok) in next.iter().enumerate() {
             self.tokens[i].push(tok);
-            self.keep[i].push(true);
             self.next_pos[i] += 1;
         }
-        let bias = attention_bias(
-            &self.keep,
-            1,
-            self.lm.config().sliding_window,
-            self.lm.device(),
-        )?;
         let logits = self
             .lm
-            .forward(&ids, &positions, &bias, &mut self.cache, true)?;
+            .forward(&ids, &positions, &self.pads, &mut self.cache, true)?;
         Ok(logits.to_vec2::<f32>()?)
     }
 }

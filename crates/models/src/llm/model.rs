@@ -98,38 +98,35 @@ impl KvCache {
     }
 }
 
-/// The additive attention bias of a step: [rows, 1, q_len, kv_len] in f32, where row `r` may
-/// attend from its query at absolute index `kv_len - q_len + i` to key `j` when `j` is not
-/// later, `keep[r][j]` (not padding), and (with a window `w`) fewer than `w` positions back.
-/// A padding query that could see nothing attends to itself: its output is never used, and
-/// this keeps softmax free of NaN.
-pub fn attention_bias(
-    keep: &[Vec<bool>],
-    q_len: usize,
+/// The causal (and sliding-window) bias of `q` queries that are the last of `kv` keys, all
+/// real: [1, 1, q, kv] in f32.
+fn causal_bias(
+    q: usize,
+    kv: usize,
     window: Option<usize>,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
-    let rows = keep.len();
-    let kv = keep.first().map_or(0, Vec::len);
-    let mut bias = vec![f32::NEG_INFINITY; rows * q_len * kv];
-    for (r, keep) in keep.iter().enumerate() {
-        for i in 0..q_len {
-            let q = kv - q_len + i;
-            let row = &mut bias[(r * q_len + i) * kv..(r * q_len + i + 1) * kv];
-            let lo = window.map_or(0, |w| (q + 1).saturating_sub(w));
-            let mut any = false;
-            for j in lo..=q {
-                if keep[j] {
-                    row[j] = 0.0;
-                    any = true;
-                }
-            }
-            if !any {
-                row[q] = 0.0;
-            }
+    let mut bias = vec![f32::NEG_INFINITY; q * kv];
+    for i in 0..q {
+        let qa = kv - q + i;
+        let lo = window.map_or(0, |w| (qa + 1).saturating_sub(w));
+        for x in &mut bias[i * kv + lo..=i * kv + qa] {
+            *x = 0.0;
         }
     }
-    Tensor::from_vec(bias, (rows, 1, q_len, kv), device)
+    Tensor::from_vec(bias, (1, 1, q, kv), device)
+}
+
+/// Runs of consecutive rows with the same number of leading pad positions: (start, len, pad).
+fn pad_runs(pads: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for (r, &p) in pads.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if run.2 == p => run.1 += 1,
+            _ => runs.push((r, 1, p)),
+        }
+    }
+    runs
 }
 
 impl CausalLm {
@@ -151,14 +148,20 @@ impl CausalLm {
         }
     }
 
-    /// Runs `ids` ([rows, t], u32) at `positions` ([rows][t]) with the attention `bias` of
-    /// [`attention_bias`], appending to `cache`. Returns f32 logits [rows, t, vocab], or
-    /// [rows, vocab] for the last position only when `last_only`.
+    /// Runs `ids` ([rows, t], u32) at `positions` ([rows][t]), appending to `cache`. The
+    /// batch is left-padded: `pads[r]` is the number of leading pad positions of row `r`
+    /// (cache and new tokens together); everything after them is real. Returns f32 logits
+    /// [rows, t, vocab], or [rows, vocab] for the last position only when `last_only`.
+    ///
+    /// Attention runs over each row's real keys only (rows with equal padding together), so
+    /// a row's numbers are bit-for-bit those of the same sequence run alone: padding would
+    /// otherwise shift the summation order, which quantized models amplify into different
+    /// tokens.
     pub fn forward(
         &self,
         ids: &Tensor,
         positions: &[Vec<u32>],
-        bias: &Tensor,
+        pads: &[usize],
         cache: &mut KvCache,
         last_only: bool,
     ) -> candle_core::Result<Tensor> {
@@ -170,7 +173,7 @@ impl CausalLm {
             .reshape((rows * t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps as f32)?;
-            let a = self.attention(layer, &h, rows, t, &cos, &sin, bias, &mut cache.layers[i])?;
+            let a = self.attention(layer, &h, rows, t, &cos, &sin, pads, &mut cache.layers[i])?;
             x = (x + a)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps as f32)?;
             let m = layer.down.forward(
@@ -231,7 +234,7 @@ impl CausalLm {
         t: usize,
         cos: &Tensor,
         sin: &Tensor,
-        bias: &Tensor,
+        pads: &[usize],
         cache: &mut Option<(Tensor, Tensor)>,
     ) -> candle_core::Result<Tensor> {
         let (nh, nkv, hd) = (
@@ -257,23 +260,54 @@ impl CausalLm {
         };
         *cache = Some((k.clone(), v.clone()));
         let kv_len = k.dim(2)?;
+        if pads.len() != rows {
+            candle_core::bail!("{} pad counts for {rows} rows", pads.len());
+        }
         let rep = nh / nkv;
-        // Grouped heads without copying K/V: the `rep` query heads of a KV head are stacked
-        // along the query axis, so one batched matmul serves the group.
-        let q = q.reshape((rows, nkv, rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .to_dtype(DType::F32)?
-            .reshape((rows, nh, t, kv_len))?
-            .broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?
-            .to_dtype(self.dtype)?
-            .reshape((rows, nkv, rep * t, kv_len))?;
-        let out = probs
-            .matmul(&v)?
-            .reshape((rows, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((rows * t, nh * hd))?;
+        let mut outs = Vec::new();
+        for (start, n, pad) in pad_runs(pads) {
+            let keys = kv_len - pad.min(kv_len);
+            // Queries at padded positions (prefill only) see nothing; their output is zero
+            // and never read.
+            let first = pad.saturating_sub(kv_len - t).min(t);
+            let nq = t - first;
+            let mut parts = Vec::with_capacity(2);
+            if first > 0 {
+                parts.push(Tensor::zeros((n, nh, first, hd), self.dtype, &self.device)?);
+            }
+            if nq > 0 {
+                let q = q.narrow(0, start, n)?.narrow(2, first, nq)?.contiguous()?;
+                let kr = k.narrow(0, start, n)?.narrow(2, pad, keys)?.contiguous()?;
+                let vr = v.narrow(0, start, n)?.narrow(2, pad, keys)?.contiguous()?;
+                // Grouped heads without copying K/V: the `rep` query heads of a KV head are
+                // stacked along the query axis, so one batched matmul serves the group.
+                let q = q.reshape((n, nkv, rep * nq, hd))?;
+                let mut scores = (q.matmul(&kr.t()?)? * scale)?
+                    .to_dtype(DType::F32)?
+                    .reshape((n, nh, nq, keys))?;
+                let window_cuts = self.cfg.sliding_window.is_some_and(|w| keys > w);
+                if nq > 1 || window_cuts {
+                    let bias = causal_bias(nq, keys, self.cfg.sliding_window, &self.device)?;
+                    scores = scores.broadcast_add(&bias)?;
+                }
+                let probs = candle_nn::ops::softmax_last_dim(&scores)?
+                    .to_dtype(self.dtype)?
+                    .reshape((n, nkv, rep * nq, keys))?;
+                parts.push(probs.matmul(&vr)?.reshape((n, nh, nq, hd))?);
+            }
+            outs.push(if parts.len() == 1 {
+                parts.pop().expect("one part")
+            } else {
+                Tensor::cat(&parts, 2)?
+            });
+        }
+        let out = if outs.len() == 1 {
+            outs.pop().expect("one run")
+        } else {
+            Tensor::cat(&outs, 0)?
+        };
+        let out = out.transpose(1, 2)?.reshape((rows * t, nh * hd))?;
         layer.o.forward(&out)
     }
 
@@ -323,23 +357,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bias_masks_padding_future_and_window() {
-        let keep = vec![vec![false, true, true, true], vec![true, true, true, true]];
-        let b = attention_bias(&keep, 4, Some(2), &Device::Cpu).unwrap();
-        let b: Vec<Vec<Vec<f32>>> = b.squeeze(1).unwrap().to_vec3().unwrap();
-        let ok = |x: f32| x == 0.0;
-        // Row 0, query 0 is padding with nothing visible: it sees itself.
-        assert!(ok(b[0][0][0]) && !ok(b[0][0][1]));
-        // Row 0, query 1 cannot see the pad at 0.
-        assert!(!ok(b[0][1][0]) && ok(b[0][1][1]));
-        // Window 2: query 3 sees 2 and 3 only.
+    fn causal_bias_with_window() {
+        let b: Vec<Vec<f32>> = causal_bias(2, 4, Some(2), &Device::Cpu)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let ok = |r: &[f32]| r.iter().map(|&x| x == 0.0).collect::<Vec<_>>();
+        assert_eq!(ok(&b[0]), [false, true, true, false]);
+        assert_eq!(ok(&b[1]), [false, false, true, true]);
+    }
+
+    #[test]
+    fn rows_with_equal_padding_run_together() {
         assert_eq!(
-            b[1][3].iter().map(|&x| ok(x)).collect::<Vec<_>>(),
-            [false, false, true, true]
+            pad_runs(&[2, 2, 0, 0, 0, 2]),
+            vec![(0, 2, 2), (2, 3, 0), (5, 1, 2)]
         );
-        // One new query against a cache of 3.
-        let b = attention_bias(&keep, 1, None, &Device::Cpu).unwrap();
-        assert_eq!(b.dims(), &[2, 1, 1, 4]);
     }
 
     #[test]

@@ -83,9 +83,4 @@ pub(crate) fn template(
     }
 }
 
-/// A short stable fingerprint of text (templates, workflows) for identities.
-pub(crate) fn fingerprint(text: &str) -> String {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(text.as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use art_core::template::fingerprint;

@@ -1,0 +1,19 @@
+//! Config sections to in-process role objects; `None` for kinds that are not built here.
+//! Loading happens here, before a campaign writes anything, so a missing or corrupt weight
+//! file is a configuration error naming the file.
+
+use art_config::WriterConfig;
+use art_core::{RoleError, Writer};
+
+type Built<T> = Option<Result<Box<T>, RoleError>>;
+
+pub fn writer(c: &WriterConfig) -> Built<dyn Writer> {
+    match c {
+        WriterConfig::Llama(w) => Some(
+            crate::writer::LlamaWriter::new(w)
+                .map(|x| Box::new(x) as Box<dyn Writer>)
+                .map_err(|e| RoleError::new(format!("model `{}`: {e}", w.model))),
+        ),
+        _ => None,
+    }
+}

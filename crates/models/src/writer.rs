@@ -1,0 +1,311 @@
+//! The Writer role in-process: a Llama-family LLM (with the paper's LoRA or any other) fills
+//! the Alpaca template for each request, generates with the configured transformers-style
+//! settings (one batch across lanes, each lane seeded by its own seed), and returns the text
+//! after `### Response:`, stripped.
+
+use crate::ModelError;
+use crate::generate::{
+    EarlyStopping, GenOutput, GenRequest, GenerationConfig, StopCheck, generate,
+};
+use crate::llm::{CausalLm, LlmTokenizer, LoadOptions, LoraAdapter};
+use art_config::local::{Dtype, EarlyStoppingSetting, LlamaWriter as LlamaWriterConfig};
+use art_core::template::{self as tpl, WRITER_ALPACA};
+use art_core::{ModelIdentity, RoleError, WriteRequest, Writer};
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+
+/// A causal LM with its tokenizer and generation settings: what the Writer (and later the
+/// Guide's language model and Llama Guard) run.
+#[derive(Debug)]
+pub struct TextGenerator {
+    pub lm: CausalLm,
+    pub tokenizer: LlmTokenizer,
+    pub generation: GenerationConfig,
+    pub stop: Vec<String>,
+    /// `safetensors` or `gguf`.
+    pub format: &'static str,
+    /// The hub snapshot (commit) the weights came from, where known.
+    pub revision: Option<String>,
+}
+
+/// Stops when the decoded new text contains a stop string.
+struct StopStrings<'a> {
+    tokenizer: &'a LlmTokenizer,
+    stop: &'a [String],
+}
+
+impl StopCheck for StopStrings<'_> {
+    fn hit(&self, generated: &[u32]) -> bool {
+        let text = self.tokenizer.decode(generated).unwrap_or_default();
+        self.stop.iter().any(|s| text.contains(s.as_str()))
+    }
+}
+
+/// The snapshot folder name of a hub-cache path (`.../snapshots/<commit>`).
+fn snapshot_revision(dir: &Path) -> Option<String> {
+    let parent = dir.parent()?;
+    (parent.file_name()? == "snapshots")
+        .then(|| dir.file_name()?.to_str().map(str::to_string))
+        .flatten()
+}
+
+fn eos_from_json(dir: &Path, name: &str) -> Option<Vec<u32>> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()?;
+    match v.get("eos_token_id")? {
+        serde_json::Value::Number(n) => Some(vec![n.as_u64()? as u32]),
+        serde_json::Value::Array(a) => a.iter().map(|x| x.as_u64().map(|x| x as u32)).collect(),
+        _ => None,
+    }
+}
+
+pub(crate) fn dtype_of(d: Dtype) -> DType {
+    match d {
+        Dtype::Auto | Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::Bf16 => DType::BF16,
+    }
+}
+
+pub(crate) fn device_of(name: &str) -> Result<Device, ModelError> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        other => Err(ModelError::Compute(format!(
+            "device `{other}` is not available: this build of art runs models on `cpu` only"
+        ))),
+    }
+}
+
+impl TextGenerator {
+    /// Loads `model` (a folder, a hub id in the local cache, or a `.gguf` file) with an
+    /// optional adapter.
+    pub fn load(
+        model: &str,
+        adapter: Option<&str>,
+        check_adapter_base: bool,
+        opts: &LoadOptions,
+        generation: GenerationConfig,
+        stop: Vec<String>,
+    ) -> Result<Self, ModelError> {
+        let adapter = match adapter {
+            Some(a) => {
+                let ad = LoraAdapter::load(&crate::weights::resolve(a)?)?;
+                if check_adapter_base {
+                    ad.check_base(model)?;
+                }
+                Some(ad)
+            }
+            None => None,
+        };
+        let path = PathBuf::from(model);
+        let (lm, tokenizer, eos, format, revision) =
+            if path.extension().is_some_and(|e| e == "gguf") {
+                let (lm, ct) = CausalLm::load_gguf(&path, opts, adapter.as_ref())?;
+                let tok = LlmTokenizer::from_gguf(&ct, &path)?;
+                let eos = lm.config().eos_token_ids.clone();
+                (lm, tok, eos, "gguf", None)
+            } else {
+                let dir = crate::weights::resolve(model)?;
+                let lm = CausalLm::load_folder(&dir, opts, adapter.as_ref())?;
+                let tok = LlmTokenizer::from_folder(&dir)?;
+                let eos = eos_from_json(&dir, "generation_config.json")
+                    .unwrap_or_else(|| lm.config().eos_token_ids.clone());
+                (lm, tok, eos, "safetensors", snapshot_revision(&dir))
+            };
+        let mut generation = generation;
+        if generation.eos_token_ids.is_empty() {
+            generation.eos_token_ids = eos;
+        }
+        generation
+            .validate()
+            .map_err(|e| ModelError::Compute(format!("generation settings: {e}")))?;
+        if generation.num_beams > 1 && !stop.is_empty() {
+            return Err(ModelError::Compute(
+                "generation settings: stop strings are not supported with beam search (num_beams > 1)"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            lm,
+            tokenizer,
+            generation,
+            stop,
+            format,
+            revision,
+        })
+    }
+
+    /// Generates for each text (seeded), returning the new text of each, cut before the
+    /// first stop string. A text that cannot be tokenized fails alone.
+    pub fn complete(&self, items: &[(String, u64)]) -> Vec<Result<String, RoleError>> {
+        let encoded: Vec<Result<Vec<u32>, RoleError>> = items
+            .iter()
+            .map(|(t, _)| {
+                self.tokenizer
+                    .encode(t)
+                    .map_err(|e| RoleError::new(e.to_string()))
+            })
+            .collect();
+        let ok: Vec<usize> = (0..items.len()).filter(|&i| encoded[i].is_ok()).collect();
+        let reqs: Vec<GenRequest<'_>> = ok
+            .iter()
+            .map(|&i| GenRequest {
+                prompt: encoded[i].as_ref().expect("filtered"),
+                seed: items[i].1,
+            })
+            .collect();
+        let stop = StopStrings {
+            tokenizer: &self.tokenizer,
+            stop: &self.stop,
+        };
+        let stop: Option<&dyn StopCheck> = (!self.stop.is_empty()).then_some(&stop);
+        let outs = match generate(&self.lm, &reqs, &self.generation, stop) {
+            Ok(o) => o,
+            Err(e) => return art_core::fail_batch(items.len(), &RoleError::new(e.to_string())),
+        };
+        let mut results: Vec<Result<String, RoleError>> = encoded
+            .into_iter()
+            .map(|e| e.map(|_| String::new()))
+            .collect();
+        for (&i, out) in ok.iter().zip(outs) {
+            results[i] = self.text_of(&out);
+        }
+        results
+    }
+
+    fn text_of(&self, out: &GenOutput) -> Result<String, RoleError> {
+        let text = self
+            .tokenizer
+            .decode(&out.tokens)
+            .map_err(|e| RoleError::new(e.to_string()))?;
+        let cut = self
+            .stop
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+            .unwrap_or(text.len());
+        Ok(text[..cut].to_string())
+    }
+
+    /// The identity parameters that change outputs.
+    pub fn identity(&self, kind: &str, model: &str, adapter: Option<&str>) -> ModelIdentity {
+        let g = &self.generation;
+        let mut id = ModelIdentity::new(kind, model)
+            .with_param("format", self.format)
+            .with_param("dtype", format!("{:?}", self.lm.dtype()).to_lowercase())
+            .with_param("device", "cpu")
+            .with_param("num_beams", g.num_beams)
+            .with_param("do_sample", g.do_sample)
+            .with_param("max_new_tokens", g.max_new_tokens)
+            .with_param("min_new_tokens", g.min_new_tokens)
+            .with_param("repetition_penalty", g.repetition_penalty)
+            .with_param("length_penalty", g.length_penalty)
+            .with_param(
+                "early_stopping",
+                format!("{:?}", g.early_stopping).to_lowercase(),
+            )
+            .with_param("eos_token_ids", format!("{:?}", g.eos_token_ids));
+        if g.do_sample {
+            id = id
+                .with_param("temperature", g.temperature)
+                .with_param("top_k", g.top_k)
+                .with_param("top_p", g.top_p);
+        }
+        if !self.stop.is_empty() {
+            id = id.with_param("stop", format!("{:?}", self.stop));
+        }
+        id.revision = self.revision.clone();
+        id.adapter = adapter.map(str::to_string);
+        id
+    }
+}
+
+/// The generation settings of a config section.
+pub(crate) fn generation_of(c: &LlamaWriterConfig) -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: c.max_new_tokens,
+        min_new_tokens: c.min_new_tokens,
+        do_sample: c.do_sample,
+        num_beams: c.num_beams,
+        temperature: c.temperature as f32,
+        top_k: c.top_k,
+        top_p: c.top_p as f32,
+        repetition_penalty: c.repetition_penalty as f32,
+        length_penalty: c.length_penalty as f32,
+        early_stopping: match c.early_stopping {
+            EarlyStoppingSetting::Flag(false) => EarlyStopping::Heuristic,
+            EarlyStoppingSetting::Flag(true) => EarlyStopping::Always,
+            EarlyStoppingSetting::Word(_) => EarlyStopping::Never,
+        },
+        eos_token_ids: c.eos_token_ids.clone().unwrap_or_default(),
+    }
+}
+
+/// `kind = "llama"`: the Writer on an in-process LLM.
+#[derive(Debug)]
+pub struct LlamaWriter {
+    generator: TextGenerator,
+    template: String,
+    identity: ModelIdentity,
+}
+
+impl LlamaWriter {
+    pub fn new(c: &LlamaWriterConfig) -> Result<Self, ModelError> {
+        let template = match &c.template_file {
+            None => WRITER_ALPACA.to_string(),
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ModelError::Invalid {
+                path: p.clone(),
+                detail: format!("cannot read the template file: {e}"),
+            })?,
+        };
+        let opts = LoadOptions {
+            dtype: dtype_of(c.dtype),
+            device: device_of(&c.device)?,
+        };
+        let generator = TextGenerator::load(
+            &c.model,
+            c.adapter.as_deref(),
+            c.check_adapter_base,
+            &opts,
+            generation_of(c),
+            c.stop.clone(),
+        )?;
+        let identity = generator
+            .identity("llama", &c.model, c.adapter.as_deref())
+            .with_param("template", tpl::fingerprint(&template));
+        Ok(Self {
+            generator,
+            template,
+            identity,
+        })
+    }
+
+    pub fn generator(&self) -> &TextGenerator {
+        &self.generator
+    }
+}
+
+impl Writer for LlamaWriter {
+    fn identity(&self) -> ModelIdentity {
+        self.identity.clone()
+    }
+
+    fn write(&self, batch: &[WriteRequest<'_>]) -> Vec<Result<String, RoleError>> {
+        let items: Vec<(String, u64)> = batch
+            .iter()
+            .map(|r| (tpl::writer_text(&self.template, r), r.seed))
+            .collect();
+        self.generator
+            .complete(&items)
+            .into_iter()
+            .map(|r| {
+                let text = r?;
+                let answer = tpl::writer_answer(&text);
+                if answer.is_empty() {
+                    Err(RoleError::new("writer: the model produced an empty prompt"))
+                } else {
+                    Ok(answer.to_string())
+                }
+            })
+            .collect()
+    }
+}

@@ -57,7 +57,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = arg(&args, "--batch", "1").parse().expect("--batch");
     let mode = arg(&args, "--mode", "greedy");
-    let n: usize = arg(&args, "--new-tokens", "32").parse().expect("--new-tokens");
+    let n: usize = arg(&args, "--new-tokens", "32")
+        .parse()
+        .expect("--new-tokens");
     let repeats: usize = arg(&args, "--repeats", "3").parse().expect("--repeats");
     let dir = std::env::var("ART_LLM_BENCH_DIR")
         .expect("set ART_LLM_BENCH_DIR (made by tools/bench/llm_reference.py make DIR)");
@@ -84,7 +86,10 @@ fn main() {
         let t = Instant::now();
         let out = generate(&lm, &reqs, &cfg, None).expect("generate");
         times.push(t.elapsed().as_secs_f64());
-        assert!(out.iter().all(|o| o.tokens.len() == n), "exactly {n} tokens each");
+        assert!(
+            out.iter().all(|o| o.tokens.len() == n),
+            "exactly {n} tokens each"
+        );
     }
     let art = median(times.clone());
     println!(
@@ -104,7 +109,12 @@ fn main() {
     let out = Command::new(python)
         .args([script, "bench", dir.to_str().expect("utf-8 path")])
         .args(["--batch", &batch.to_string(), "--mode", &mode])
-        .args(["--new-tokens", &n.to_string(), "--repeats", &repeats.to_string()])
+        .args([
+            "--new-tokens",
+            &n.to_string(),
+            "--repeats",
+            &repeats.to_string(),
+        ])
         .output()
         .expect("python");
     assert!(
@@ -129,5 +139,8 @@ fn main() {
         v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
         v["rss_import_mb"].as_f64().unwrap_or(f64::NAN),
     );
-    println!("ratio: art takes {:.2}x transformers' time", art / reference);
+    println!(
+        "ratio: art takes {:.2}x transformers' time",
+        art / reference
+    );
 }

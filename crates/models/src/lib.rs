@@ -2,6 +2,8 @@
 //!
 //! * [`weights`]: finding a model's files (a local folder, or a Hugging Face hub cache
 //!   snapshot), kept apart from building models so every model resolves weights the same way;
+//! * [`hub`]: downloading a repository's model files into the hub cache when they are not
+//!   there (progress bar, `HF_TOKEN` for gated models, `HF_HUB_OFFLINE`);
 //! * [`tensors`]: safetensors files read tensor by tensor (no mmap), PyTorch `.bin` files;
 //! * [`llm`]: Llama-family causal LMs (Llama 2/3, Mistral) from safetensors or GGUF, with
 //!   PEFT LoRA merged at load;
@@ -21,6 +23,7 @@
 pub mod build;
 pub mod embed;
 pub mod generate;
+pub mod hub;
 pub mod llm;
 pub mod tensors;
 pub mod weights;
@@ -41,6 +44,9 @@ pub enum ModelError {
         path: std::path::PathBuf,
         detail: String,
     },
+    /// A hub id that is neither cached nor downloadable: why, in words.
+    #[error("{repo}: {detail}")]
+    Hub { repo: String, detail: String },
     #[error("model computation failed: {0}")]
     Compute(String),
 }

@@ -56,6 +56,35 @@ pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
     })
 }
 
+/// Whether `spec` has the shape of a hub id (`org/name`).
+pub fn is_hub_id(spec: &str) -> bool {
+    let mut parts = spec.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+/// A model folder from `spec` like [`resolve`], downloading a hub id that is not in the cache
+/// (the files `pick` chooses, see [`crate::hub::model_files`]).
+pub fn fetch(spec: &str, pick: impl Fn(&[String]) -> Vec<String>) -> Result<PathBuf, ModelError> {
+    match resolve(spec) {
+        Ok(p) => Ok(p),
+        Err(e) if !is_hub_id(spec) || Path::new(spec).exists() => Err(e),
+        Err(e) => {
+            let Some(cache) = hub_cache() else {
+                return Err(e);
+            };
+            crate::hub::download(&cache, spec, "main", pick)
+        }
+    }
+}
+
 /// Reads a file of a model folder, naming it when it is missing.
 pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ModelError> {
     let path = dir.join(name);
@@ -99,6 +128,15 @@ mod tests {
             Some(repo.join("snapshots/def456"))
         );
         assert_eq!(cached_snapshot(tmp.path(), "org/other"), None);
+    }
+
+    #[test]
+    fn hub_ids_are_org_slash_name() {
+        assert!(is_hub_id("meta-llama/Llama-2-7b-hf"));
+        assert!(is_hub_id("glli/ART_WriterModel"));
+        for not in ["model", "/abs/path", "a/b/c", "../x", "./x", "a/", "a b/c"] {
+            assert!(!is_hub_id(not), "{not}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl TextGenerator {
     ) -> Result<Self, ModelError> {
         let adapter = match adapter {
             Some(a) => {
-                let ad = LoraAdapter::load(&crate::weights::resolve(a)?)?;
+                let ad = LoraAdapter::load(&crate::weights::fetch(a, crate::hub::model_files)?)?;
                 if check_adapter_base {
                     ad.check_base(model)?;
                 }
@@ -104,7 +104,7 @@ impl TextGenerator {
                 let eos = lm.config().eos_token_ids.clone();
                 (lm, tok, eos, "gguf", None)
             } else {
-                let dir = crate::weights::resolve(model)?;
+                let dir = crate::weights::fetch(model, crate::hub::model_files)?;
                 let lm = CausalLm::load_folder(&dir, opts, adapter.as_ref())?;
                 let tok = LlmTokenizer::from_folder(&dir)?;
                 let eos = eos_from_json(&dir, "generation_config.json")

@@ -1,0 +1,259 @@
+//! Downloading a model repository's files from the Hugging Face hub into the standard hub
+//! cache (`models--org--name/{blobs,snapshots/<commit>,refs}`), the layout the Python
+//! libraries read too, so a model fetched by `art` is found by transformers and vice versa.
+//!
+//! The endpoint is `$HF_ENDPOINT` (default `https://huggingface.co`); a token for gated models
+//! (Llama 2, Llama Guard) comes from `$HF_TOKEN` (or `$HUGGING_FACE_HUB_TOKEN`) and goes only
+//! into the `Authorization` header, never into messages. `$HF_HUB_OFFLINE=1` forbids the
+//! network. Files are streamed to `blobs/*.incomplete` with a progress bar on the terminal and
+//! renamed when complete, so an interrupted download never leaves a truncated weight file in a
+//! snapshot.
+
+use crate::ModelError;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn token() -> Option<String> {
+    ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|t| !t.trim().is_empty()))
+}
+
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+fn endpoint() -> String {
+    std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn missing(repo: &str, why: impl Into<String>) -> ModelError {
+    ModelError::Hub {
+        repo: repo.to_string(),
+        detail: why.into(),
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .user_agent(concat!("art/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    repo: &str,
+) -> Result<ureq::http::Response<ureq::Body>, ModelError> {
+    let mut req = agent.get(url);
+    if let Some(t) = token() {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = req.call().map_err(|e| {
+        missing(
+            repo,
+            format!(
+                "on the Hugging Face hub ({}): cannot reach it: {e}",
+                endpoint()
+            ),
+        )
+    })?;
+    match resp.status().as_u16() {
+        200 => Ok(resp),
+        401 | 403 => Err(missing(
+            repo,
+            format!(
+                "on the hub: access refused (HTTP {}); a gated model needs its licence accepted and HF_TOKEN set",
+                resp.status().as_u16()
+            ),
+        )),
+        404 => Err(missing(repo, format!("not found on the hub ({url})"))),
+        s => Err(missing(repo, format!("on the hub: HTTP {s} for {url}"))),
+    }
+}
+
+/// Which files of a repository a model needs: its JSON configs and tokenizer at the top
+/// level and its safetensors weights (PyTorch `.bin` only for adapters that have nothing
+/// else).
+pub fn model_files(names: &[String]) -> Vec<String> {
+    let has_st_adapter = names.iter().any(|n| n == "adapter_model.safetensors");
+    names
+        .iter()
+        .filter(|n| !n.contains('/'))
+        .filter(|n| {
+            n.ends_with(".json")
+                || n.ends_with(".safetensors")
+                || (n.as_str() == "adapter_model.bin" && !has_st_adapter)
+                || n.as_str() == "tokenizer.model"
+        })
+        .cloned()
+        .collect()
+}
+
+/// Downloads the files `pick` chooses of `repo` at `revision` (a branch, tag or commit) into
+/// the hub cache `cache`; returns the snapshot folder. Files already in the snapshot are not
+/// fetched again.
+pub fn download(
+    cache: &Path,
+    repo: &str,
+    revision: &str,
+    pick: impl Fn(&[String]) -> Vec<String>,
+) -> Result<PathBuf, ModelError> {
+    if offline() {
+        return Err(missing(
+            repo,
+            "not in the Hugging Face hub cache, and HF_HUB_OFFLINE forbids downloading it",
+        ));
+    }
+    let agent = agent();
+    let base = endpoint();
+    let mut info = get(
+        &agent,
+        &format!("{base}/api/models/{repo}/revision/{revision}"),
+        repo,
+    )?;
+    let info: serde_json::Value = serde_json::from_reader(info.body_mut().as_reader())
+        .map_err(|e| missing(repo, format!("on the hub: unreadable model info: {e}")))?;
+    let sha = info["sha"]
+        .as_str()
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
+        .ok_or_else(|| missing(repo, "on the hub: the model info has no commit sha"))?
+        .to_string();
+    let names: Vec<String> = info["siblings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["rfilename"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let files = pick(&names);
+    if files.is_empty() {
+        return Err(missing(
+            repo,
+            "on the hub: the repository has no model files",
+        ));
+    }
+    let root = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let snapshot = root.join("snapshots").join(&sha);
+    let blobs = root.join("blobs");
+    let io = |p: &Path, e: std::io::Error| ModelError::Invalid {
+        path: p.to_path_buf(),
+        detail: e.to_string(),
+    };
+    std::fs::create_dir_all(&snapshot).map_err(|e| io(&snapshot, e))?;
+    std::fs::create_dir_all(&blobs).map_err(|e| io(&blobs, e))?;
+    for name in &files {
+        let target = snapshot.join(name);
+        if target.exists() {
+            continue;
+        }
+        let url = format!("{base}/{repo}/resolve/{sha}/{name}");
+        let mut resp = get(&agent, &url, repo)?;
+        let header = |h: &str| {
+            resp.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim_start_matches("W/").trim_matches('"').to_string())
+        };
+        let etag = header("x-linked-etag").or_else(|| header("etag"));
+        let total = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let part = blobs.join(format!("{}.incomplete", sanitize(name)));
+        let mut out = std::fs::File::create(&part).map_err(|e| io(&part, e))?;
+        let bar = progress(name, total);
+        let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| missing(repo, format!("download of {name} broke off: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(|e| io(&part, e))?;
+            got += n as u64;
+            bar.set_position(got);
+        }
+        bar.finish_and_clear();
+        if let Some(t) = total
+            && t != got
+        {
+            return Err(missing(
+                repo,
+                format!("download of {name} broke off at {got} of {t} bytes"),
+            ));
+        }
+        out.sync_all().map_err(|e| io(&part, e))?;
+        let blob = blobs.join(
+            etag.filter(|e| is_plain(e))
+                .unwrap_or_else(|| format!("{sha}-{}", sanitize(name))),
+        );
+        std::fs::rename(&part, &blob).map_err(|e| io(&blob, e))?;
+        link(&blob, &target).map_err(|e| io(&target, e))?;
+    }
+    if revision != sha && is_plain(revision) {
+        let refs = root.join("refs");
+        std::fs::create_dir_all(&refs).map_err(|e| io(&refs, e))?;
+        std::fs::write(refs.join(revision), &sha).map_err(|e| io(&refs, e))?;
+    }
+    Ok(snapshot)
+}
+
+fn is_plain(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s != ".."
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn link(blob: &Path, target: &Path) -> std::io::Result<()> {
+    let rel = Path::new("../../blobs").join(blob.file_name().expect("blob name"));
+    std::os::unix::fs::symlink(rel, target)
+}
+
+#[cfg(not(unix))]
+fn link(blob: &Path, target: &Path) -> std::io::Result<()> {
+    std::fs::copy(blob, target).map(|_| ())
+}
+
+fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(t) => indicatif::ProgressBar::new(t),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("downloading {name}"));
+    bar
+}

@@ -1,0 +1,227 @@
+//! Fetching a model by hub id from a local server that speaks the Hugging Face hub's API
+//! (`HF_ENDPOINT`): the files land in the standard hub-cache layout, only the model files are
+//! fetched, a second load needs no network, a gated model without a token is a clear error
+//! that never shows the token, and `HF_HUB_OFFLINE` forbids the network. One test, because it
+//! sets process-wide environment variables.
+
+use art_config::local::LlamaWriter as LlamaWriterConfig;
+use art_models::writer::LlamaWriter;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama")
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Serves org/tiny (the tiny Llama fixture) and org/gated (401); records request paths and
+/// whether an Authorization header came.
+fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut auth = false;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+                auth |= h.to_ascii_lowercase().starts_with("authorization:");
+            }
+            seen.lock().unwrap().push(format!("{path} auth={auth}"));
+            let files = [
+                "config.json",
+                "generation_config.json",
+                "model.safetensors",
+                "tokenizer.json",
+            ];
+            let (status, body, etag): (&str, Vec<u8>, Option<String>) = if path
+                == "/api/models/org/tiny/revision/main"
+            {
+                let mut siblings: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+                siblings.extend([
+                    "README.md".into(),
+                    "pytorch_model.bin".into(),
+                    "onnx/model.onnx".into(),
+                ]);
+                let v = serde_json::json!({
+                    "sha": SHA,
+                    "siblings": siblings.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
+                });
+                ("200 OK", v.to_string().into_bytes(), None)
+            } else if let Some(f) = path.strip_prefix(&format!("/org/tiny/resolve/{SHA}/")) {
+                match std::fs::read(fixtures().join("llama").join(f)) {
+                    Ok(b) if files.contains(&f) => {
+                        ("200 OK", b, Some(format!("etag-{}", f.replace('.', "-"))))
+                    }
+                    _ => ("404 Not Found", b"no".to_vec(), None),
+                }
+            } else if path.starts_with("/api/models/org/gated/") {
+                ("401 Unauthorized", b"gated".to_vec(), None)
+            } else {
+                ("404 Not Found", b"no".to_vec(), None)
+            };
+            let mut head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            if let Some(e) = etag {
+                head.push_str(&format!("ETag: \"{e}\"\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (addr, log)
+}
+
+fn writer(model: &str) -> Result<LlamaWriter, String> {
+    let c: LlamaWriterConfig =
+        toml::from_str(&format!("model = {model:?}\nmax_new_tokens = 4")).unwrap();
+    LlamaWriter::new(&c).map_err(|e| e.to_string())
+}
+
+const PHASE: &str = "ART_HUB_TEST_PHASE";
+
+/// Runs this test again in a child process with `env` (setting variables needs `unsafe` in
+/// Rust 2024, which the workspace forbids); returns what the child printed.
+fn child(phase: &str, env: &[(&str, &str)], remove: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "hub_ids_download_into_the_hub_cache",
+        "--nocapture",
+    ])
+    .env(PHASE, phase);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "phase {phase} failed:\n{text}");
+    assert!(text.contains("1 passed"), "phase {phase} ran:\n{text}");
+    text
+}
+
+/// What a child does in each phase; it prints `RESULT: ...` for the parent to check.
+fn run_phase(phase: &str) {
+    match phase {
+        "download" | "cached" => {
+            let w = writer("org/tiny").expect("loaded");
+            let id = art_core::Writer::identity(&w);
+            println!("RESULT: revision={}", id.revision.unwrap_or_default());
+        }
+        _ => {
+            let e = writer(phase.strip_prefix("error:").unwrap()).unwrap_err();
+            println!("RESULT: {e}");
+        }
+    }
+}
+
+#[test]
+fn hub_ids_download_into_the_hub_cache() {
+    if let Ok(phase) = std::env::var(PHASE) {
+        run_phase(&phase);
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let (addr, log) = serve();
+    let base = [
+        ("HF_HUB_CACHE", cache.path().to_str().unwrap()),
+        ("HF_ENDPOINT", addr.as_str()),
+    ];
+    let no_token = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"];
+
+    let out = child("download", &base, &no_token);
+    assert!(out.contains(&format!("RESULT: revision={SHA}")), "{out}");
+    let repo = cache.path().join("models--org--tiny");
+    let snap = repo.join("snapshots").join(SHA);
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        let p = snap.join(f);
+        assert!(
+            p.symlink_metadata().unwrap().file_type().is_symlink(),
+            "{f} links into blobs"
+        );
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            std::fs::read(fixtures().join("llama").join(f)).unwrap()
+        );
+    }
+    assert!(repo.join("blobs/etag-model-safetensors").is_file());
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        SHA
+    );
+    for skipped in ["README.md", "pytorch_model.bin", "onnx"] {
+        assert!(
+            !snap.join(skipped).exists(),
+            "{skipped} is not a model file"
+        );
+    }
+    assert!(std::fs::read_dir(repo.join("blobs")).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".incomplete")
+    }));
+
+    // Cached now: a second load asks the server nothing.
+    let before = log.lock().unwrap().len();
+    let out = child("cached", &base, &no_token);
+    assert!(out.contains(&format!("RESULT: revision={SHA}")), "{out}");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        before,
+        "no request for a cached model"
+    );
+
+    // A gated model: the token is sent, the refusal names HF_TOKEN, the token never shows.
+    let secret = "hf_secret_value_123";
+    let mut with_token = base.to_vec();
+    with_token.push(("HF_TOKEN", secret));
+    let out = child("error:org/gated", &with_token, &["HF_HUB_OFFLINE"]);
+    assert!(
+        out.contains("HF_TOKEN") && out.contains("org/gated"),
+        "{out}"
+    );
+    assert!(!out.contains(secret), "{out}");
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("gated") && l.ends_with("auth=true"))
+    );
+
+    // Offline: no request, a clear error.
+    let before = log.lock().unwrap().len();
+    let mut offline = base.to_vec();
+    offline.push(("HF_HUB_OFFLINE", "1"));
+    let out = child("error:org/other", &offline, &["HF_TOKEN"]);
+    assert!(
+        out.contains("HF_HUB_OFFLINE") && out.contains("org/other"),
+        "{out}"
+    );
+    assert_eq!(log.lock().unwrap().len(), before);
+    // A missing local path is never taken for a hub id.
+    let out = child("error:/no/such/model", &base, &no_token);
+    assert!(out.contains("/no/such/model"), "{out}");
+}

@@ -128,11 +128,11 @@ fn run_phase(phase: &str) {
         "download" | "cached" => {
             let w = writer("org/tiny").expect("loaded");
             let id = art_core::Writer::identity(&w);
-            println!("RESULT: revision={}", id.revision.unwrap_or_default());
+            eprintln!("RESULT: revision={}", id.revision.unwrap_or_default());
         }
         _ => {
             let e = writer(phase.strip_prefix("error:").unwrap()).unwrap_err();
-            println!("RESULT: {e}");
+            eprintln!("RESULT: {e}");
         }
     }
 }

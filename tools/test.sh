@@ -19,11 +19,19 @@ python=${PYTHON:-python3}
 command -v "$python" >/dev/null || { echo "tools/test.sh: $python not found; install Python 3.9+ with pip" >&2; exit 1; }
 
 venv="$deps/venv"
-if ! "$venv/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
+# llama.cpp is built portable (AVX2, no -march=native): some virtual machines advertise AMX or
+# AVX-512 in cpuid but fault on them (seen: SIGILL on `tileloadd` in prompt processing). The
+# marker file tells a venv built this way from an older native one; --no-cache-dir keeps pip
+# from reusing a natively built wheel.
+portable="$venv/.llama-cpp-portable"
+if [ ! -f "$portable" ] || ! "$venv/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
   echo "== setting up $venv (llama-cpp-python server; first build takes minutes)"
+  rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet 'llama-cpp-python[server]==0.3.36'
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+    "$venv/bin/pip" install --quiet --no-cache-dir 'llama-cpp-python[server]==0.3.36'
+  touch "$portable"
 fi
 
 gguf="$deps/SmolLM2-135M-Instruct.Q4_1.gguf"

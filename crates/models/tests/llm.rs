@@ -483,3 +483,30 @@ fn a_padded_row_computes_what_it_computes_alone() {
         }
     }
 }
+
+#[test]
+fn half_precision_weights_stay_close_to_f32() {
+    let g = golden();
+    let p = prompts(&g);
+    for dtype in [candle_core::DType::F16, candle_core::DType::BF16] {
+        let lm = CausalLm::load_folder(
+            &fixtures().join("llama"),
+            &LoadOptions {
+                dtype,
+                device: candle_core::Device::Cpu,
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(lm.dtype(), dtype);
+        let d = max_diff(&batch_logits(&lm, &p), &g["variants"]["llama"]["logits"]);
+        // Logits up to ~4.7: f16 keeps ~3 decimal digits, bf16 ~2.
+        let tol = if dtype == candle_core::DType::F16 {
+            0.05
+        } else {
+            0.25
+        };
+        assert!(d < tol, "{dtype:?}: max abs diff {d}");
+        assert!(d > 0.0, "{dtype:?} really computes in half precision");
+    }
+}

@@ -83,15 +83,16 @@ pub fn writer_text(template: &str, r: &crate::WriteRequest<'_>) -> String {
 }
 
 /// The Writer's answer: the generated text after `### Response:` (when the model repeats the
-/// template), up to the next `###` section header (a model that goes on to write a new
-/// Alpaca turn, as small untuned models do, must not leak the template into the prompt),
+/// template), up to a `###` section header on a later line (a model that goes on to write a
+/// new Alpaca turn, as small untuned models do, must not leak the template into the prompt),
 /// stripped.
 pub fn writer_answer(generated: &str) -> &str {
     let after = match generated.rfind(WRITER_RESPONSE_MARKER) {
         Some(i) => &generated[i + WRITER_RESPONSE_MARKER.len()..],
         None => generated,
-    };
-    let end = after.find("###").unwrap_or(after.len());
+    }
+    .trim_start();
+    let end = after.find("\n###").unwrap_or(after.len());
     after[..end].trim()
 }
 
@@ -162,7 +163,8 @@ mod tests {
             writer_answer(" a cat in smoke\n\n### Instruction:\nModify the prompt"),
             "a cat in smoke"
         );
-        assert_eq!(writer_answer("### Input: x"), "");
+        assert_eq!(writer_answer("### Modified: a cat"), "### Modified: a cat");
+        assert_eq!(writer_answer("a cat ### b"), "a cat ### b");
         assert!(guide_text(GUIDE_USER, "p", "c", "k").contains("prompt: \"p\""));
     }
 }

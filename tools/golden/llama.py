@@ -27,7 +27,14 @@ Writes crates/models/tests/fixtures/llama/:
   golden.json         prompts, and per variant (llama, llama+lora, llama+lora_rs_bin, mistral,
                       llama3) the left-padded batch logits at the real positions, greedy and
                       beam-search (5 beams) continuations, batched and one prompt at a time;
-                      the "+lora" variants are PEFT's own *unmerged* forward;
+                      the "+lora" variants are PEFT's own *unmerged* forward; and
+                      "beam_variants": a list of {"variant" (llama or mistral), "params" (the
+                      generate kwargs: BEAM_VARIANTS' case merged over {num_beams 5,
+                      max_new_tokens 12}; do_sample False, pad 0, eos 2 as everywhere),
+                      "tokens" (per prompt the new tokens of the same left-padded batch, cut
+                      after the first EOS, EOS kept), "scores" (per prompt sequences_scores),
+                      "differs_from_default" (tokens != that variant's "beam")}, for
+                      BEAM_VARIANTS' cases 1-8 on llama and 1, 3, 6 on mistral;
   processors.json     transformers' own logits processors/warpers applied step by step to
                       fixed score rows (-inf written as null);
   llama.gguf          llama/ converted to GGUF the way llama.cpp's convert_hf_to_gguf.py does
@@ -40,7 +47,10 @@ row 2 (EOS) of lm_head.weight (in llama/, mistral/ and llama3/ alike). With it l
 greedy run finishes prompt 3 at its first new token while the others run to 12, and its beam
 runs finish after 6, 9 and 1 tokens. The script asserts that some llama output ends in EOS.
 Every greedy/beam output is also recomputed, one prompt at a time, with the model in float64
-and must be the same (so the token choices are not at the mercy of f32 rounding).
+and must be the same (so the token choices are not at the mercy of f32 rounding); for
+beam_variants the float64 runs must match float32 one-prompt-at-a-time runs (which are not
+written; the summary prints whether they equal the batched "tokens"). early_stopping True and
+"never" give llama's and mistral's default beam output; the other cases all differ from it.
 """
 import copy, json, math, os, shutil
 
@@ -292,6 +302,54 @@ def run_variant(model, prompts):
     return res, gap
 
 
+# generate kwargs of the beam_variants cases, each merged over {num_beams: 5, max_new_tokens: 12}
+BEAM_VARIANTS = [
+    {"early_stopping": True},
+    {"early_stopping": "never"},
+    {"length_penalty": 0.5},
+    {"length_penalty": 2.0, "early_stopping": "never"},
+    {"num_beams": 3},
+    {"min_new_tokens": 6},
+    {"repetition_penalty": 1.5},
+    {"num_beams": 4, "length_penalty": -1.0},
+]
+BEAM_VARIANT_RUNS = {"llama": [1, 2, 3, 4, 5, 6, 7, 8], "mistral": [1, 3, 6]}  # 1-based cases
+
+
+def run_beam_variants(golden):
+    """The beam_variants cases on the left-padded batch of the prompts. Returns the cases and,
+    per case, whether running each prompt alone (f32) gives the same tokens and scores."""
+    prompts = golden["prompts"]
+    ids, mask = left_pad(prompts)
+    L = ids.shape[1]
+    fixed = dict(do_sample=False, pad_token_id=PAD, eos_token_id=EOS)
+    cases, same_single = [], []
+    for variant, nums in BEAM_VARIANT_RUNS.items():
+        model = load(variant)
+        m64 = copy.deepcopy(model).double()
+        for n in nums:
+            params = {"num_beams": 5, "max_new_tokens": MAX_NEW, **BEAM_VARIANTS[n - 1]}
+            with torch.no_grad():
+                o = model.generate(input_ids=ids, attention_mask=mask, return_dict_in_generate=True,
+                                   output_scores=True, **params, **fixed)
+                tokens = new_tokens(o.sequences, L, fill=EOS)
+                scores = sig6_list(o.sequences_scores)
+                st, ss, s64 = [], [], []
+                for p in prompts:
+                    one = torch.tensor([p])
+                    o1 = model.generate(input_ids=one, attention_mask=torch.ones_like(one),
+                                        return_dict_in_generate=True, output_scores=True, **params, **fixed)
+                    st.append(new_tokens(o1.sequences, len(p), fill=EOS)[0])
+                    ss.append(sig6(o1.sequences_scores[0]))
+                    s64.append(new_tokens(m64.generate(input_ids=one, attention_mask=torch.ones_like(one),
+                                                       **params, **fixed), len(p), fill=EOS)[0])
+            assert s64 == st, f"{variant} {params}: float64 generation differs from float32"
+            cases.append({"variant": variant, "params": params, "tokens": tokens, "scores": scores,
+                          "differs_from_default": tokens != golden["variants"][variant]["beam"]})
+            same_single.append((st == tokens, ss == scores))
+    return cases, same_single
+
+
 # ----------------------------------------------------------------------------- processors
 def check_tie_invariant(proc, input_ids, scores):
     """The output must not depend on how sort/topk order tied scores: apply the processor to the
@@ -514,6 +572,7 @@ def main():
         eos = {k: [i for i, s in enumerate(res[k]) if s and s[-1] == EOS]
                for k in ["greedy", "greedy_single", "beam", "beam_single"]}
         summary.append((name, gap, res["greedy"] == res["greedy_single"], res["beam"] == res["beam_single"], eos))
+    golden["beam_variants"], bv_single = run_beam_variants(golden)
 
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(golden, f, separators=(",", ":"))
@@ -533,6 +592,12 @@ def main():
               f"EOS-ended rows {eos}")
         v = golden["variants"][name]
         print(f"{'':18s} greedy {v['greedy']}\n{'':18s} beam   {v['beam']} {v['beam_scores']}")
+    for c, (st, ss) in zip(golden["beam_variants"], bv_single):
+        print(f"beam_variants {c['variant']:8s} {json.dumps(c['params'])}  differs_from_default "
+              f"{c['differs_from_default']}  single==batch tokens {st} scores {ss}\n{'':14s}"
+              f"{c['tokens']} {c['scores']}")
+    n_diff = sum(c["differs_from_default"] for c in golden["beam_variants"])
+    print(f"beam_variants: {n_diff} of {len(golden['beam_variants'])} differ from the default beam output")
     total = 0
     for root, _, files in sorted(os.walk(OUT)):
         for fn in sorted(files):

@@ -510,3 +510,54 @@ fn half_precision_weights_stay_close_to_f32() {
         assert!(d > 0.0, "{dtype:?} really computes in half precision");
     }
 }
+
+#[test]
+fn beam_search_settings_match_transformers() {
+    // early_stopping (true / "never"), length penalties, beam counts, minimum lengths and the
+    // repetition penalty, each against transformers on the same left-padded batch.
+    let g = golden();
+    let p = prompts(&g);
+    let cases = g["beam_variants"]
+        .as_array()
+        .expect("beam_variants in golden.json");
+    assert!(!cases.is_empty());
+    for case in cases {
+        let v = case["variant"].as_str().unwrap();
+        let par = &case["params"];
+        let mut cfg = beam_cfg();
+        if let Some(n) = par["num_beams"].as_u64() {
+            cfg.num_beams = n as usize;
+        }
+        if let Some(n) = par["max_new_tokens"].as_u64() {
+            cfg.max_new_tokens = n as usize;
+        }
+        if let Some(n) = par["min_new_tokens"].as_u64() {
+            cfg.min_new_tokens = n as usize;
+        }
+        if let Some(x) = par["length_penalty"].as_f64() {
+            cfg.length_penalty = x as f32;
+        }
+        if let Some(x) = par["repetition_penalty"].as_f64() {
+            cfg.repetition_penalty = x as f32;
+        }
+        cfg.early_stopping = match &par["early_stopping"] {
+            Value::Bool(true) => generate::EarlyStopping::Always,
+            Value::String(s) if s == "never" => generate::EarlyStopping::Never,
+            _ => generate::EarlyStopping::Heuristic,
+        };
+        let lm = load_variant(v);
+        let want: Vec<Vec<u32>> = serde_json::from_value(case["tokens"].clone()).unwrap();
+        let scores: Vec<f32> = serde_json::from_value(case["scores"].clone()).unwrap();
+        let out = run_gen(&lm, &p, &cfg);
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(o.tokens, want[i], "{v} {par} prompt {i}");
+            // The golden scores carry 6 significant digits.
+            let s = o.score.unwrap();
+            assert!(
+                (s - scores[i]).abs() <= 1e-4f32.max(1e-5 * scores[i].abs()),
+                "{v} {par} prompt {i}: score {s} vs {}",
+                scores[i]
+            );
+        }
+    }
+}

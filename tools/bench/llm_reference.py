@@ -36,7 +36,8 @@ Two subcommands:
         rss_after_warmup_mb (peak RSS after the warm-up generate),
         peak_rss_mb (peak RSS at the end: process peak including imports and loading),
         rss_end ({rss_mb, anon_mb, file_mb}: current RSS at the end from /proc/self/status).
-      Peak RSS is resource.getrusage(RUSAGE_SELF).ru_maxrss (KiB on Linux) / 1024, in MiB.
+      Peak RSS is VmHWM of /proc/self/status in MiB (ru_maxrss would carry the parent's size
+      over exec).
       Caveats for reading the memory numbers: importing torch (a CUDA build) already
       costs ~700 MiB, much of it file-backed library pages; and from_pretrained leaves
       the f32 weights as zero-copy mmaps of model.safetensors, so they enter RSS (as
@@ -76,7 +77,16 @@ N_PROMPTS = 16
 
 
 def rss_mb():
-    """Peak RSS so far (ru_maxrss, KiB on Linux) in MiB."""
+    """Peak RSS so far in MiB: VmHWM of /proc/self/status, which starts anew at exec. (Linux's
+    ru_maxrss survives exec, so a process started by a large parent, such as the Rust bench,
+    would report the parent's size.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -11,6 +11,11 @@
 //! `--mode greedy` or `beam-sample` (the paper's Writer settings: 5 beams, temperature 3.5,
 //! top-k 50, repetition penalty 1.5). Without `ART_BENCH_PYTHON` only art is measured. Run one
 //! configuration per invocation: the peak memory is the process's.
+//!
+//! The quantized CPU path: `--gguf FILE` loads a GGUF model instead (e.g. SmolLM2-135M-Instruct
+//! Q4_1, which tools/test.sh fetches) and compares batch-1 greedy decoding of the first prompt
+//! with llama.cpp through llama-cpp-python (`ART_BENCH_LLAMA_CPP_PYTHON`, the venv of
+//! tools/test.sh; `tools/bench/gguf_reference.py`).
 
 use art_models::generate::{GenRequest, GenerationConfig, generate};
 use art_models::llm::{CausalLm, LoadOptions};
@@ -67,8 +72,20 @@ fn main() {
     let prompts: Vec<Vec<u32>> =
         serde_json::from_slice(&std::fs::read(dir.join("prompts.json")).expect("prompts.json"))
             .expect("prompts");
+    let gguf = args
+        .iter()
+        .position(|a| a == "--gguf")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let t = Instant::now();
-    let lm = CausalLm::load_folder(dir, &LoadOptions::default(), None).expect("load");
+    let lm = match &gguf {
+        Some(f) => {
+            CausalLm::load_gguf(Path::new(f), &LoadOptions::default(), None)
+                .expect("load GGUF")
+                .0
+        }
+        None => CausalLm::load_folder(dir, &LoadOptions::default(), None).expect("load"),
+    };
     let load_s = t.elapsed().as_secs_f64();
     let rss_load = art_testkit::peak_rss_mib().unwrap_or(f64::NAN);
     let cfg = config(&mode, n);
@@ -93,11 +110,19 @@ fn main() {
     }
     let art = median(times.clone());
     println!(
-        "art (candle CPU f32): batch {batch} {mode} {n} new tokens: median {art:.3} s {times:.3?} \
+        "art (candle CPU {}): batch {batch} {mode} {n} new tokens: median {art:.3} s {times:.3?} \
          = {:.1} tokens/s; load {load_s:.1} s; peak RSS {:.0} MiB (after load {rss_load:.0})",
+        if gguf.is_some() { "GGUF" } else { "f32" },
         (batch * n) as f64 / art,
         art_testkit::peak_rss_mib().unwrap_or(f64::NAN)
     );
+    if let Some(f) = &gguf {
+        assert!(
+            batch == 1 && mode == "greedy",
+            "--gguf compares batch-1 greedy only"
+        );
+        return gguf_reference(f, dir, n, repeats, art);
+    }
     let Ok(python) = std::env::var("ART_BENCH_PYTHON") else {
         println!("transformers: not measured (set ART_BENCH_PYTHON)");
         return;
@@ -143,4 +168,47 @@ fn main() {
         "ratio: art takes {:.2}x transformers' time",
         art / reference
     );
+}
+
+#[allow(clippy::print_stdout)]
+fn gguf_reference(gguf: &str, dir: &Path, n: usize, repeats: usize, art: f64) {
+    let Ok(python) = std::env::var("ART_BENCH_LLAMA_CPP_PYTHON") else {
+        println!("llama.cpp: not measured (set ART_BENCH_LLAMA_CPP_PYTHON)");
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/bench/gguf_reference.py"
+    );
+    let prompts = dir.join("prompts.json");
+    let out = Command::new(python)
+        .args([
+            script,
+            gguf,
+            "--prompts",
+            prompts.to_str().expect("utf-8 path"),
+        ])
+        .args([
+            "--new-tokens",
+            &n.to_string(),
+            "--repeats",
+            &repeats.to_string(),
+        ])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
+    let reference = v["median_s"].as_f64().expect("median_s");
+    println!(
+        "llama.cpp (llama-cpp-python {}, {} threads): median {reference:.3} s = {:.1} tokens/s; peak RSS {:.0} MiB",
+        v["llama_cpp_python"].as_str().unwrap_or("?"),
+        v["threads"],
+        n as f64 / reference,
+        v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+    );
+    println!("ratio: art takes {:.2}x llama.cpp's time", art / reference);
 }

@@ -7,10 +7,10 @@
 //! early-stopping rules. A request leaves the batch as soon as it cannot change any more,
 //! which gives the same result as running it to the end.
 
-use super::logits::{Processors, softmax};
+use super::logits::{Processors, log_softmax, softmax};
 use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, uniform};
 use crate::ModelError;
-use crate::llm::{CausalLm, log_softmax_row};
+use crate::llm::CausalLm;
 use art_core::SeedStream;
 
 const NEG: f32 = -1.0e9;
@@ -115,7 +115,7 @@ pub(super) fn run(
             let base = slot * nb;
             for b in 0..nb {
                 let row = &mut logits[base + b];
-                log_softmax_row(row);
+                log_softmax(row);
                 procs.apply(row, &rows.tokens[base + b], generated);
                 let s = item.scores[b];
                 for (a, &x) in acc[b * vocab..(b + 1) * vocab].iter_mut().zip(row.iter()) {

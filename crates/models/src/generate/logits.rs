@@ -142,6 +142,16 @@ pub fn softmax(row: &[f32]) -> Vec<f32> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
+/// Log-softmax of a row in f32, max-shifted, as `torch.nn.functional.log_softmax`.
+pub fn log_softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+    let lse = max + sum.ln();
+    for x in row.iter_mut() {
+        *x -= lse;
+    }
+}
+
 /// The index of the first maximum (torch.argmax's choice among ties).
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -181,6 +191,16 @@ mod tests {
         let mut r = vec![3.0, 2.0, 1.0, 0.0];
         top_p(&mut r, 0.8, 1);
         assert_eq!(r, [3.0, 2.0, NI, NI]);
+    }
+
+    #[test]
+    fn log_softmax_matches_definition() {
+        let mut r = vec![1.0f32, 2.0, 3.0];
+        log_softmax(&mut r);
+        let s: f32 = r.iter().map(|x| x.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!((r[2] - r[1] - 1.0).abs() < 1e-6);
+        assert_eq!(softmax(&[0.0, 0.0]), [0.5, 0.5]);
     }
 
     #[test]

@@ -11,5 +11,5 @@ mod tokenizer;
 pub use config::{LlmConfig, RopeScaling};
 pub use load::LoadOptions;
 pub use lora::LoraAdapter;
-pub use model::{CausalLm, KvCache, log_softmax_row};
+pub use model::{CausalLm, KvCache};
 pub use tokenizer::LlmTokenizer;

@@ -341,17 +341,6 @@ pub(crate) struct Parts {
     pub(crate) lm_head: Linear,
 }
 
-/// Softmax over the last axis is done by candle; this is the log-softmax of one row in f32,
-/// as `torch.nn.functional.log_softmax` computes it (max-shifted).
-pub fn log_softmax_row(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
-    let lse = max + sum.ln();
-    for x in row.iter_mut() {
-        *x -= lse;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,14 +366,5 @@ mod tests {
             pad_runs(&[2, 2, 0, 0, 0, 2]),
             vec![(0, 2, 2), (2, 3, 0), (5, 1, 2)]
         );
-    }
-
-    #[test]
-    fn log_softmax_matches_definition() {
-        let mut r = vec![1.0f32, 2.0, 3.0];
-        log_softmax_row(&mut r);
-        let s: f32 = r.iter().map(|x| x.exp()).sum();
-        assert!((s - 1.0).abs() < 1e-6);
-        assert!((r[2] - r[1] - 1.0).abs() < 1e-6);
     }
 }

@@ -127,27 +127,20 @@ fn main() {
         println!("transformers: not measured (set ART_BENCH_PYTHON)");
         return;
     };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tools/bench/llm_reference.py"
+    let v = reference(
+        &python,
+        "llm_reference.py",
+        &[
+            "bench",
+            dir.to_str().expect("utf-8 path"),
+            "--batch",
+            &batch.to_string(),
+            "--mode",
+            &mode,
+        ],
+        n,
+        repeats,
     );
-    let out = Command::new(python)
-        .args([script, "bench", dir.to_str().expect("utf-8 path")])
-        .args(["--batch", &batch.to_string(), "--mode", &mode])
-        .args([
-            "--new-tokens",
-            &n.to_string(),
-            "--repeats",
-            &repeats.to_string(),
-        ])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
     let reference = v["median_s"].as_f64().expect("median_s");
     let ref_times: Vec<f64> = v["times_s"]
         .as_array()
@@ -176,32 +169,14 @@ fn gguf_reference(gguf: &str, dir: &Path, n: usize, repeats: usize, art: f64) {
         println!("llama.cpp: not measured (set ART_BENCH_LLAMA_CPP_PYTHON)");
         return;
     };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tools/bench/gguf_reference.py"
-    );
     let prompts = dir.join("prompts.json");
-    let out = Command::new(python)
-        .args([
-            script,
-            gguf,
-            "--prompts",
-            prompts.to_str().expect("utf-8 path"),
-        ])
-        .args([
-            "--new-tokens",
-            &n.to_string(),
-            "--repeats",
-            &repeats.to_string(),
-        ])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = reference(
+        &python,
+        "gguf_reference.py",
+        &[gguf, "--prompts", prompts.to_str().expect("utf-8 path")],
+        n,
+        repeats,
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
     let reference = v["median_s"].as_f64().expect("median_s");
     println!(
         "llama.cpp (llama-cpp-python {}, {} threads): median {reference:.3} s = {:.1} tokens/s; peak RSS {:.0} MiB",
@@ -211,4 +186,28 @@ fn gguf_reference(gguf: &str, dir: &Path, n: usize, repeats: usize, art: f64) {
         v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
     );
     println!("ratio: art takes {:.2}x llama.cpp's time", art / reference);
+}
+
+/// Runs `tools/bench/SCRIPT ARGS --new-tokens N --repeats R` and parses its JSON line.
+fn reference(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    n: usize,
+    repeats: usize,
+) -> serde_json::Value {
+    let script = format!("{}/../../tools/bench/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .args(["--new-tokens", &n.to_string()])
+        .args(["--repeats", &repeats.to_string()])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("reference JSON")
 }

@@ -8,7 +8,7 @@
 //! which gives the same result as running it to the end.
 
 use super::logits::{Processors, log_softmax, softmax};
-use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, uniform};
+use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, draw};
 use crate::ModelError;
 use crate::llm::CausalLm;
 use art_core::SeedStream;
@@ -50,22 +50,7 @@ fn sample_k(values: &[f32], k: usize, rng: &mut SeedStream) -> Vec<(f32, usize)>
     let mut w: Vec<f64> = softmax(values).into_iter().map(f64::from).collect();
     let mut picked = Vec::with_capacity(k);
     for _ in 0..k {
-        let total: f64 = w.iter().sum();
-        if total <= 0.0 {
-            break;
-        }
-        let mut u = uniform(rng) * total;
-        let mut choice = None;
-        for (i, &p) in w.iter().enumerate() {
-            if p > 0.0 {
-                choice = Some(i);
-                if u < p {
-                    break;
-                }
-                u -= p;
-            }
-        }
-        let Some(i) = choice else { break };
+        let Some(i) = draw(&w, rng) else { break };
         w[i] = 0.0;
         picked.push((values[i], i));
     }

@@ -163,8 +163,30 @@ pub fn generate(
 }
 
 /// A uniform number in [0, 1) from a request's generator.
-pub(crate) fn uniform(s: &mut art_core::SeedStream) -> f64 {
+fn uniform(s: &mut art_core::SeedStream) -> f64 {
     (s.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// One index drawn with probability proportional to `weights` (torch.multinomial's choice for
+/// one sample); `None` when no weight is positive. Rounding that leaves the draw past the end
+/// picks the last positive weight.
+pub(crate) fn draw(weights: &[f64], rng: &mut art_core::SeedStream) -> Option<usize> {
+    let total: f64 = weights.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut u = uniform(rng) * total;
+    let mut choice = None;
+    for (i, &p) in weights.iter().enumerate() {
+        if p > 0.0 {
+            choice = Some(i);
+            if u < p {
+                break;
+            }
+            u -= p;
+        }
+    }
+    choice
 }
 
 /// Prompts as one left-padded batch: the ids (pads are 0 and never attended to), the pad

@@ -2,7 +2,7 @@
 //! logits, then argmax, or a draw from the softmax with the request's own generator.
 
 use super::logits::{Processors, argmax, softmax};
-use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, uniform};
+use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, draw};
 use crate::ModelError;
 use crate::llm::CausalLm;
 use art_core::SeedStream;
@@ -28,7 +28,8 @@ pub(super) fn run(
             let scores = &mut logits[row];
             procs.apply(scores, &rows.tokens[row], generated[req].len());
             let tok = if cfg.do_sample {
-                sample(&softmax(scores), &mut rngs[req])
+                let probs: Vec<f64> = softmax(scores).into_iter().map(f64::from).collect();
+                draw(&probs, &mut rngs[req]).unwrap_or(0)
             } else {
                 argmax(scores)
             } as u32;
@@ -69,21 +70,4 @@ pub(super) fn run(
         .into_iter()
         .map(|o| o.expect("every request finished"))
         .collect())
-}
-
-/// A draw from `probs` (which sum to 1 up to rounding).
-pub(super) fn sample(probs: &[f32], rng: &mut SeedStream) -> usize {
-    let total: f64 = probs.iter().map(|&p| p as f64).sum();
-    let mut u = uniform(rng) * total;
-    let mut last = 0;
-    for (i, &p) in probs.iter().enumerate() {
-        if p > 0.0 {
-            last = i;
-            if u < p as f64 {
-                return i;
-            }
-            u -= p as f64;
-        }
-    }
-    last
 }

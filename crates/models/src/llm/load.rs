@@ -217,7 +217,22 @@ fn build(
 ) -> Result<Parts, ModelError> {
     let (dtype, device) = (src.dtype(), src.device().clone());
     let mut merger = Merger::new(adapter);
-    let embed = dense(src.weight("model.embed_tokens.weight")?, dtype, &device)?;
+    // Read once: a tied model's output projection is this matrix (for GGUF, in its quantized
+    // form when the file has no separate output tensor).
+    let (embed, tied_head) = match src.weight("model.embed_tokens.weight")? {
+        Weight::Dense(t) => {
+            let head = cfg.tie_word_embeddings.then(|| QMatMul::Tensor(t.clone()));
+            (t, head)
+        }
+        Weight::Quant(q) => {
+            let t = q.dequantize(&device)?.to_dtype(dtype)?;
+            let head = match cfg.tie_word_embeddings {
+                true => Some(QMatMul::from_qtensor(q)?),
+                false => None,
+            };
+            (t, head)
+        }
+    };
     if embed.dims() != [cfg.vocab_size, cfg.hidden_size] {
         return Err(ModelError::Compute(format!(
             "embed_tokens is {:?}, config says [{}, {}]",
@@ -258,21 +273,9 @@ fn build(
         });
     }
     let norm = dense(src.weight("model.norm.weight")?, dtype, &device)?;
-    let lm_head = if !cfg.tie_word_embeddings {
-        linear(src, &mut merger, cfg, "lm_head", false)?
-    } else {
-        // Tied: the embedding matrix is the output projection (for GGUF, in its quantized
-        // form when the file has no separate output tensor).
-        match src.weight("model.embed_tokens.weight")? {
-            Weight::Quant(q) => Linear {
-                w: QMatMul::from_qtensor(q)?,
-                b: None,
-            },
-            Weight::Dense(_) => Linear {
-                w: QMatMul::Tensor(embed.clone()),
-                b: None,
-            },
-        }
+    let lm_head = match tied_head {
+        Some(w) => Linear { w, b: None },
+        None => linear(src, &mut merger, cfg, "lm_head", false)?,
     };
     merger.finish()?;
     Ok(Parts {

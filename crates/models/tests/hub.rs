@@ -95,31 +95,11 @@ fn writer(model: &str) -> Result<LlamaWriter, String> {
 
 const PHASE: &str = "ART_HUB_TEST_PHASE";
 
-/// Runs this test again in a child process with `env` (setting variables needs `unsafe` in
-/// Rust 2024, which the workspace forbids); returns what the child printed.
+/// Runs this test again in a child process in `phase`, with `env` set and `remove` unset.
 fn child(phase: &str, env: &[(&str, &str)], remove: &[&str]) -> String {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "hub_ids_download_into_the_hub_cache",
-        "--nocapture",
-    ])
-    .env(PHASE, phase);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    for k in remove {
-        cmd.env_remove(k);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "phase {phase} failed:\n{text}");
-    assert!(text.contains("1 passed"), "phase {phase} ran:\n{text}");
-    text
+    let mut set = env.to_vec();
+    set.push((PHASE, phase));
+    art_testkit::rerun_test_with_env("hub_ids_download_into_the_hub_cache", &set, remove)
 }
 
 /// What a child does in each phase; it prints `RESULT: ...` for the parent to check.

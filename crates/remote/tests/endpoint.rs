@@ -390,24 +390,15 @@ fn secrets_never_appear_in_errors_or_debug() {
             fastrand::u64(..),
             fastrand::u64(..)
         );
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "secrets_never_appear_in_errors_or_debug",
-                "--nocapture",
-            ])
-            .env(CHILD, &var)
-            .env(&var, &value)
-            .env("ART_TEST_BAD_KEY", "sk bad-secret-with-space")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let text = art_testkit::rerun_test_with_env(
+            "secrets_never_appear_in_errors_or_debug",
+            &[
+                (CHILD, &var),
+                (&var, &value),
+                ("ART_TEST_BAD_KEY", "sk bad-secret-with-space"),
+            ],
+            &[],
         );
-        assert!(out.status.success(), "child failed:\n{text}");
-        assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
         assert!(
             !text.contains(&value),
             "the key leaked into output:\n{text}"

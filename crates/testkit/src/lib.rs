@@ -27,6 +27,30 @@ pub fn peak_rss_mib() -> Option<f64> {
         .ok()?;
     Some(kb / 1024.0)
 }
+/// Runs the test `test` of the current test binary again in a child process with `set`
+/// added to its environment and `remove` taken out (setting variables in-process needs
+/// `unsafe` in Rust 2024, which the workspace forbids). Panics unless the child passed that
+/// one test; returns what it printed (stdout, then stderr).
+pub fn rerun_test_with_env(test: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--exact", test, "--nocapture"]);
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().expect("run the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child run of {test} failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran {test}:\n{text}");
+    text
+}
+
 mod scripted;
 
 pub use scripted::{

@@ -164,7 +164,8 @@ pub fn build_eval(config: &Config) -> Result<EvalRoles, Failure> {
 fn target(config: &Config) -> Result<Box<dyn art_core::Target>, Failure> {
     one(
         "[target]",
-        art_remote::build::target(&config.target),
+        art_remote::build::target(&config.target)
+            .or_else(|| art_models::build::target(&config.target)),
         || fixtures::target(&config.target),
     )
 }

@@ -109,3 +109,100 @@ pub struct LlamaWriter {
 fn cpu() -> String {
     "cpu".into()
 }
+
+fn sd_guidance() -> f64 {
+    7.5
+}
+fn sd_steps() -> u32 {
+    50
+}
+fn paper_negative() -> Option<String> {
+    Some("@paper".into())
+}
+
+/// A diffusers scheduler `art` implements, by its diffusers class name in kebab case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerKind {
+    /// `PNDMScheduler` (SD 1.5 / 2.1's default).
+    Pndm,
+    /// `EulerDiscreteScheduler` (SDXL's and sd-turbo's default).
+    EulerDiscrete,
+    /// `EulerAncestralDiscreteScheduler` (sdxl-turbo's default).
+    EulerAncestralDiscrete,
+    /// `DDIMScheduler` (eta 0).
+    Ddim,
+}
+
+/// diffusers' `timestep_spacing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestepSpacing {
+    Leading,
+    Trailing,
+    Linspace,
+}
+
+/// Attention slicing: `"auto"` (slices sized to a memory budget), `"off"`, or the number of
+/// (image x head) rows per slice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttentionSlice {
+    Word(SliceWord),
+    Rows(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SliceWord {
+    Auto,
+    Off,
+}
+
+impl Default for AttentionSlice {
+    fn default() -> Self {
+        Self::Word(SliceWord::Auto)
+    }
+}
+
+/// `kind = "stable-diffusion"`: a diffusers-layout Stable Diffusion pipeline (SD 1.x, 2.x,
+/// SDXL and their Turbo variants) rendered in-process. The scheduler is the model's own
+/// (`scheduler/scheduler_config.json`) unless overridden.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StableDiffusionTarget {
+    /// A diffusers pipeline folder (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,
+    /// `tokenizer/`, `scheduler/`), or a Hugging Face hub id (cached, else downloaded).
+    pub model: String,
+    #[serde(default)]
+    pub dtype: Dtype,
+    /// `cpu` (the only device of this build).
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// Pixels; default: the model's native size (UNet `sample_size` x the VAE's scale).
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// Classifier-free guidance scale; 1.0 or less turns guidance off (one UNet pass).
+    #[serde(default = "sd_guidance")]
+    pub guidance_scale: f64,
+    #[serde(default = "sd_steps")]
+    pub steps: u32,
+    /// Literal text, `@paper` (the paper's fixed negative prompt, the default), or `""`.
+    #[serde(default = "paper_negative")]
+    pub negative_prompt: Option<String>,
+    /// Replaces the model's scheduler (its config values are kept).
+    #[serde(default)]
+    pub scheduler: Option<SchedulerKind>,
+    /// Replaces the scheduler's `timestep_spacing`.
+    #[serde(default)]
+    pub timestep_spacing: Option<TimestepSpacing>,
+    #[serde(default)]
+    pub attention_slice: AttentionSlice,
+    /// Images per UNet call. 1 (the default) keeps every image independent of the batch it is
+    /// rendered in (the engine's contract: candle's CPU matmuls round differently for
+    /// different row counts); 0 runs the whole batch in one call.
+    #[serde(default = "one_usize")]
+    pub unet_batch: usize,
+}

@@ -8,7 +8,7 @@
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
 
-use crate::local::LlamaWriter;
+use crate::local::{LlamaWriter, StableDiffusionTarget};
 use crate::remote::{
     Automatic1111Target, ComfyuiTarget, OpenaiChatGuide, OpenaiChatWriter, OpenaiImagesTarget,
     OpenaiModerationJudge, VisionChatJudge,
@@ -79,7 +79,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum TargetConfig {
-    StableDiffusion(Planned),
+    StableDiffusion(Box<StableDiffusionTarget>),
     OpenaiImages(Box<OpenaiImagesTarget>),
     Automatic1111(Box<Automatic1111Target>),
     Comfyui(Box<ComfyuiTarget>),
@@ -136,7 +136,6 @@ pub enum Availability {
     Planned(&'static str),
 }
 
-const SD: &str = "the in-process Stable Diffusion target (issue #3)";
 const LLAVA: &str = "the LLaVA-NeXT guide (issue #5)";
 const JUDGES: &str = "the paper's judges and real-weight detectors (issue #6)";
 
@@ -179,10 +178,10 @@ impl RoleKind for TargetConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::StableDiffusion(_) => Availability::Planned(SD),
-            Self::OpenaiImages(_) | Self::Automatic1111(_) | Self::Comfyui(_) => {
-                Availability::Built
-            }
+            Self::StableDiffusion(_)
+            | Self::OpenaiImages(_)
+            | Self::Automatic1111(_)
+            | Self::Comfyui(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }

@@ -2,8 +2,8 @@
 //! Loading happens here, before a campaign writes anything, so a missing or corrupt weight
 //! file is a configuration error naming the file.
 
-use art_config::WriterConfig;
-use art_core::{RoleError, Writer};
+use art_config::{TargetConfig, WriterConfig};
+use art_core::{RoleError, Target, Writer};
 
 type Built<T> = Option<Result<Box<T>, RoleError>>;
 
@@ -13,6 +13,17 @@ pub fn writer(c: &WriterConfig) -> Built<dyn Writer> {
             crate::writer::LlamaWriter::new(w)
                 .map(|x| Box::new(x) as Box<dyn Writer>)
                 .map_err(|e| RoleError::new(format!("model `{}`: {e}", w.model))),
+        ),
+        _ => None,
+    }
+}
+
+pub fn target(c: &TargetConfig) -> Built<dyn Target> {
+    match c {
+        TargetConfig::StableDiffusion(t) => Some(
+            crate::target::StableDiffusionTarget::new(t)
+                .map(|x| Box::new(x) as Box<dyn Target>)
+                .map_err(|e| RoleError::new(format!("model `{}`: {e}", t.model))),
         ),
         _ => None,
     }

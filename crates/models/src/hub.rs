@@ -100,6 +100,50 @@ pub fn model_files(names: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The files of a diffusers pipeline `art` reads: `model_index.json` and, in the component
+/// folders it uses, configs, tokenizer files and the safetensors weights (the full-precision
+/// file, or the `fp16` variant when that is all there is). Single-file checkpoints, `.bin`,
+/// ONNX/Flax exports and the safety checker are left on the hub.
+pub fn pipeline_files(names: &[String]) -> Vec<String> {
+    const PARTS: [&str; 7] = [
+        "unet",
+        "vae",
+        "text_encoder",
+        "text_encoder_2",
+        "tokenizer",
+        "tokenizer_2",
+        "scheduler",
+    ];
+    let is_fp16 = |f: &str| f.contains(".fp16.") || f.contains(".fp16-");
+    let weights = |f: &str| f.ends_with(".safetensors") || f.ends_with(".safetensors.index.json");
+    // Per folder: whether it has full-precision safetensors.
+    let full = |dir: &str| {
+        names.iter().any(|n| {
+            n.split_once('/')
+                .is_some_and(|(d, f)| d == dir && f.ends_with(".safetensors") && !is_fp16(f))
+        })
+    };
+    names
+        .iter()
+        .filter(|n| {
+            if n.as_str() == "model_index.json" {
+                return true;
+            }
+            let Some((dir, file)) = n.split_once('/') else {
+                return false;
+            };
+            if !PARTS.contains(&dir) || file.contains('/') {
+                return false;
+            }
+            if weights(file) {
+                return is_fp16(file) != full(dir);
+            }
+            (file.ends_with(".json") || file.ends_with(".txt")) && !is_fp16(file)
+        })
+        .cloned()
+        .collect()
+}
+
 /// Downloads the files `pick` chooses of `repo` at `revision` (a branch, tag or commit) into
 /// the hub cache `cache`; returns the snapshot folder. Files already in the snapshot are not
 /// fetched again.
@@ -154,9 +198,19 @@ pub fn download(
     std::fs::create_dir_all(&snapshot).map_err(|e| io(&snapshot, e))?;
     std::fs::create_dir_all(&blobs).map_err(|e| io(&blobs, e))?;
     for name in &files {
+        // Files in subfolders (diffusers pipelines) keep their folders; nothing may climb out.
+        if !name.split('/').all(is_plain) {
+            return Err(missing(
+                repo,
+                format!("on the hub: refusing the file name `{name}`"),
+            ));
+        }
         let target = snapshot.join(name);
         if target.exists() {
             continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
         let url = format!("{base}/{repo}/resolve/{sha}/{name}");
         let mut resp = get(&agent, &url, repo)?;
@@ -203,7 +257,8 @@ pub fn download(
                 .unwrap_or_else(|| format!("{sha}-{}", sanitize(name))),
         );
         std::fs::rename(&part, &blob).map_err(|e| io(&blob, e))?;
-        link(&blob, &target).map_err(|e| io(&target, e))?;
+        let depth = name.matches('/').count();
+        link(&blob, &target, depth).map_err(|e| io(&target, e))?;
     }
     if revision != sha && is_plain(revision) {
         let refs = root.join("refs");
@@ -233,13 +288,16 @@ fn sanitize(name: &str) -> String {
 }
 
 #[cfg(unix)]
-fn link(blob: &Path, target: &Path) -> std::io::Result<()> {
-    let rel = Path::new("../../blobs").join(blob.file_name().expect("blob name"));
+fn link(blob: &Path, target: &Path, depth: usize) -> std::io::Result<()> {
+    let up = "../".repeat(depth + 2);
+    let rel = Path::new(&up)
+        .join("blobs")
+        .join(blob.file_name().expect("blob name"));
     std::os::unix::fs::symlink(rel, target)
 }
 
 #[cfg(not(unix))]
-fn link(blob: &Path, target: &Path) -> std::io::Result<()> {
+fn link(blob: &Path, target: &Path, _depth: usize) -> std::io::Result<()> {
     std::fs::copy(blob, target).map(|_| ())
 }
 

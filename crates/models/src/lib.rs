@@ -21,10 +21,12 @@
 //! them.
 
 pub mod build;
+pub mod diffusion;
 pub mod embed;
 pub mod generate;
 pub mod hub;
 pub mod llm;
+pub mod target;
 pub mod tensors;
 pub mod weights;
 pub mod writer;

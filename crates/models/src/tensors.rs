@@ -209,6 +209,39 @@ pub fn read_pytorch(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
         .map_err(|e| invalid(path, format!("not a readable PyTorch checkpoint: {e}")))
 }
 
+/// Lets candle's `VarBuilder` read a model's tensors lazily from the index, one at a time, with
+/// the shape the model expects checked against the file (the message names file and tensor).
+impl candle_nn::var_builder::SimpleBackend for SafetensorsIndex {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        if let Some((e, shape)) = self.entries.get(name).map(|e| (e, &e.shape))
+            && shape.as_slice() != s.dims()
+        {
+            return Err(candle_core::Error::Msg(format!(
+                "{}: tensor `{name}` has shape {shape:?}, the model's config needs {:?}",
+                self.files[e.file].display(),
+                s.dims()
+            )));
+        }
+        self.get_unchecked(name, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.load(name, dtype, dev)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.contains(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

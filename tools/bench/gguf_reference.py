@@ -13,21 +13,13 @@ tokens_per_s, peak_rss_mb (VmHWM of the process, MiB).
 """
 import argparse
 import json
-import resource
 import statistics
 import time
 
 import llama_cpp
 from llama_cpp import Llama
 
-
-def peak_rss_mb():
-    """VmHWM (starts anew at exec; ru_maxrss would carry the Rust parent's size over exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bench_common import peak_rss_mb
 
 
 def main():

@@ -64,7 +64,6 @@ warnings go to stderr only.
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -72,37 +71,10 @@ import time
 import numpy as np
 import torch
 
+from bench_common import log, peak_rss_mb, rss_now, threads as bench_threads
+
 PAD, BOS, EOS = 0, 1, 2
 N_PROMPTS = 16
-
-
-def rss_mb():
-    """Peak RSS so far in MiB: VmHWM of /proc/self/status, which starts anew at exec. (Linux's
-    ru_maxrss survives exec, so a process started by a large parent, such as the Rust bench,
-    would report the parent's size.)"""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_now():
-    """Current RSS split into anonymous and file-backed pages, in MiB (Linux only)."""
-    try:
-        with open("/proc/self/status") as f:
-            d = {l.split(":")[0]: int(l.split()[1]) / 1024 for l in f
-                 if l.startswith(("VmRSS", "RssAnon", "RssFile"))}
-        return {"rss_mb": d.get("VmRSS"), "anon_mb": d.get("RssAnon"), "file_mb": d.get("RssFile")}
-    except OSError:
-        return None
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 def left_pad(prompts):
@@ -165,9 +137,8 @@ def make(args):
 
 
 def threads(args):
-    if args.threads:
-        return args.threads
-    return int(os.environ.get("ART_BENCH_THREADS", "2"))
+    """--threads, else $ART_BENCH_THREADS, else 2."""
+    return bench_threads(args, 2)
 
 
 def bench(args):
@@ -175,7 +146,7 @@ def bench(args):
     from transformers import LlamaForCausalLM
 
     torch.set_num_threads(threads(args))
-    rss_import = rss_mb()
+    rss_import = peak_rss_mb()
     load_start = os.getloadavg()[0]
     with open(os.path.join(args.dir, "prompts.json")) as f:
         prompts = json.load(f)[: args.batch]
@@ -184,7 +155,7 @@ def bench(args):
 
     model = LlamaForCausalLM.from_pretrained(
         args.dir, dtype=torch.float32, attn_implementation=args.attn).eval()
-    rss_after_load = rss_mb()
+    rss_after_load = peak_rss_mb()
     attn_impl = getattr(model.config, "_attn_implementation", None)
 
     ids, mask = left_pad(prompts)
@@ -208,7 +179,7 @@ def bench(args):
     with torch.inference_mode():
         warm = run(4, 0)
         log(f"bench: warm-up (4 tokens) {warm:.2f}s")
-        rss_after_warmup = rss_mb()
+        rss_after_warmup = peak_rss_mb()
         times = []
         for r in range(args.repeats):
             times.append(run(args.new_tokens, r + 1))
@@ -236,7 +207,7 @@ def bench(args):
         "rss_import_mb": rss_import,
         "rss_after_load_mb": rss_after_load,
         "rss_after_warmup_mb": rss_after_warmup,
-        "peak_rss_mb": rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "rss_end": rss_now(),
     }), flush=True)
 

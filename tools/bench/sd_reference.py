@@ -78,11 +78,17 @@ Progress and warnings go to stderr only; stdout carries only the JSON lines.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from bench_common import log, peak_rss_mb, ru_maxrss_mb, rss_now, threads as bench_threads
+
+# The tokenizer's vocab builder is shared with the golden files' script, tools/golden/sd.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "golden"))
+from clip_vocab import build_vocab, byte_encode, bytes_to_unicode, learn_merges, write_vocab_files  # noqa: E402
 
 PROMPT = "a pic of cat"
 NEGATIVE = (
@@ -172,42 +178,9 @@ MERGE_TEXT = (
 )
 
 
-def rss_mb():
-    """Peak RSS so far in MiB: VmHWM of /proc/self/status, which starts anew at exec."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return ru_maxrss_mb()
-
-
-def ru_maxrss_mb():
-    """Peak RSS from getrusage in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_now():
-    """Current RSS split into anonymous and file-backed pages, in MiB (Linux only)."""
-    try:
-        with open("/proc/self/status") as f:
-            d = {l.split(":")[0]: int(l.split()[1]) / 1024 for l in f
-                 if l.startswith(("VmRSS", "RssAnon", "RssFile"))}
-        return {"rss_mb": d.get("VmRSS"), "anon_mb": d.get("RssAnon"), "file_mb": d.get("RssFile")}
-    except OSError:
-        return None
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
 def threads(args):
-    if args.threads:
-        return args.threads
-    return int(os.environ.get("ART_BENCH_THREADS", "0")) or os.cpu_count() or 1
+    """--threads, else $ART_BENCH_THREADS, else os.cpu_count()."""
+    return bench_threads(args, os.cpu_count() or 1)
 
 
 def dir_bytes(path):
@@ -221,64 +194,16 @@ def dir_bytes(path):
 # ---------------------------------------------------------------- tokenizer
 
 
-def bytes_to_unicode():
-    """CLIP's (and GPT-2's) byte -> printable character table, in CLIP's order."""
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-def learn_merges(text, n_merges):
-    """Plain BPE on CLIP's words: lowercased, split like CLIP's pattern (letters, single
-    digits, runs of other non-space characters), bytes mapped by bytes_to_unicode, the last
-    symbol of a word carrying '</w>'. The most frequent pair wins, ties go to the
-    lexicographically smallest pair; a pair whose merged string is already a token is
-    skipped (it would give two ids one string)."""
+def merge_words(text):
+    """The words the merges are learnt from: lowercased, split like CLIP's pattern (letters,
+    single digits, runs of other non-space characters), byte-encoded (clip_vocab.byte_encode).
+    clip_vocab.learn_merges then runs plain BPE on them, the last symbol of a word carrying
+    '</w>'; every pair counts, even one seen once, and it stops early when no pair is left."""
     import re
-    from collections import Counter
 
     b2u = bytes_to_unicode()
-    words = Counter()
-    for w in re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+", text.lower()):
-        chars = [b2u[b] for b in w.encode("utf-8")]
-        words[tuple(chars[:-1] + [chars[-1] + "</w>"])] += 1
-    base = list(b2u.values())
-    known = set(base) | {c + "</w>" for c in base}
-    merges, banned = [], set()
-    while len(merges) < n_merges:
-        pairs = Counter()
-        for w, c in words.items():
-            for a, b in zip(w, w[1:]):
-                if (a, b) not in banned:
-                    pairs[(a, b)] += c
-        if not pairs:
-            break
-        best = min(pairs, key=lambda p: (-pairs[p], p))
-        if best[0] + best[1] in known:
-            banned.add(best)
-            continue
-        merges.append(best)
-        known.add(best[0] + best[1])
-        new_words = Counter()
-        for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(w[i] + w[i + 1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            new_words[tuple(out)] += c
-        words = new_words
-    return merges
+    return [byte_encode(w, b2u)
+            for w in re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+", text.lower())]
 
 
 def write_tokenizer(out_dir, n_merges=N_MERGES):
@@ -287,20 +212,9 @@ def write_tokenizer(out_dir, n_merges=N_MERGES):
     tokenizer_config.json). Returns the tokenizer."""
     from transformers import CLIPTokenizer
 
-    os.makedirs(out_dir, exist_ok=True)
-    merges = learn_merges(MERGE_TEXT, n_merges)
-    base = list(bytes_to_unicode().values())
-    vocab = base + [c + "</w>" for c in base] + ["".join(m) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    assert len(set(vocab)) == len(vocab), "duplicate token strings"
-    vocab_path = os.path.join(out_dir, "vocab.json")
-    merges_path = os.path.join(out_dir, "merges.txt")
-    with open(vocab_path, "w", encoding="utf-8") as f:
-        json.dump({t: i for i, t in enumerate(vocab)}, f, ensure_ascii=False)
-    with open(merges_path, "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n")
-        for a, b in merges:
-            f.write(f"{a} {b}\n")
+    merges = learn_merges(merge_words(MERGE_TEXT), n_merges, min_count=1, strict=False)
+    vocab = build_vocab(merges)
+    vocab_path, merges_path = write_vocab_files(out_dir, vocab, merges)
     tok = CLIPTokenizer(vocab_file=vocab_path, merges_file=merges_path,
                         model_max_length=77)
     if len(tok) != len(vocab):
@@ -360,7 +274,7 @@ def make(args):
     log(f"make: VAE built ({time.perf_counter() - t0:.0f}s)")
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**UNET_CONFIG).eval()
-    log(f"make: UNet built ({time.perf_counter() - t0:.0f}s), peak RSS {rss_mb():.0f} MiB")
+    log(f"make: UNet built ({time.perf_counter() - t0:.0f}s), peak RSS {peak_rss_mb():.0f} MiB")
     # from_config, not the constructor: SD 1.5's file carries "clip_sample", which
     # PNDMScheduler does not take (it is put back into the saved file below).
     scheduler = PNDMScheduler.from_config(SCHEDULER_CONFIG)
@@ -373,7 +287,7 @@ def make(args):
     # safetensors >= 0.6 writes straight from the tensors' memory (no bytes copy), so this
     # does not hold a second copy of the UNet.
     pipe.save_pretrained(args.dir, safe_serialization=True)
-    log(f"make: saved ({time.perf_counter() - t0:.0f}s), peak RSS {rss_mb():.0f} MiB")
+    log(f"make: saved ({time.perf_counter() - t0:.0f}s), peak RSS {peak_rss_mb():.0f} MiB")
     fix_text_encoder_keys(os.path.join(args.dir, "text_encoder", "model.safetensors"))
     sched_path = os.path.join(args.dir, "scheduler", "scheduler_config.json")
     with open(sched_path) as f:
@@ -398,7 +312,7 @@ def make(args):
         "tokenizer_tokens": len(tokenizer),
         "bytes": sizes,
         "total_bytes": total,
-        "peak_rss_mib": rss_mb(),
+        "peak_rss_mib": peak_rss_mb(),
         "seconds": round(time.perf_counter() - t0, 1),
     }), flush=True)
 
@@ -436,7 +350,7 @@ def bench_one(args):
     pipe.set_progress_bar_config(disable=True)
     if args.sliced:
         pipe.enable_attention_slicing()
-    rss_after_load = rss_mb()
+    rss_after_load = peak_rss_mb()
     procs = {type(p).__name__ for p in pipe.unet.attn_processors.values()}
 
     unet_calls = [0]
@@ -508,7 +422,7 @@ def bench_one(args):
         "unet_call_s_median": statistics.median(unet_times),
         "image_finite": finite,
         "rss_after_load_mib": rss_after_load,
-        "peak_rss_mib": rss_mb(),
+        "peak_rss_mib": peak_rss_mb(),
         "ru_maxrss_mib": ru_maxrss_mb(),
         "rss_end": rss_now(),
     }), flush=True)

@@ -61,13 +61,14 @@ the clamped fraction of each render).
 
 Tokenizer: the vocab is built the way OpenAI CLIP's simple_tokenizer builds it (256 byte
 characters, the same + "</w>", the NUM_MERGES merges learnt from CORPUS in order,
-<|startoftext|>, <|endoftext|>: 914 ids, bos 912, eos 913, "!" 0). transformers 5's
-save_pretrained writes only tokenizer.json + tokenizer_config.json, so vocab.json, merges.txt
-("#version: 0.2" header) and special_tokens_map.json are written by the script. Where "!" is
-the pad token (sd2/tokenizer, sdxl/tokenizer_2) transformers registers it as a special added
-token, so every "!" in a prompt is split out before BPE as id 0 (never "!</w>" = 256) and is
-dropped by decode(skip_special_tokens=True); a literal <|endoftext|> in a prompt is likewise
-encoded as the eos id. PROMPTS pin both.
+<|startoftext|>, <|endoftext|>: 914 ids, bos 912, eos 913, "!" 0), by clip_vocab.py (shared
+with tools/bench/sd_reference.py). transformers 5's save_pretrained writes only tokenizer.json
++ tokenizer_config.json, so vocab.json, merges.txt ("#version: 0.2" header) and
+special_tokens_map.json are written by the script. Where "!" is the pad token (sd2/tokenizer,
+sdxl/tokenizer_2) transformers registers it as a special added token, so every "!" in a prompt
+is split out before BPE as id 0 (never "!</w>" = 256) and is dropped by
+decode(skip_special_tokens=True); a literal <|endoftext|> in a prompt is likewise encoded as
+the eos id. PROMPTS pin both.
 
 Text encoder keys: transformers 5 saves CLIPTextModel *without* the "text_model." prefix that
 every hub SD checkpoint has (CLIPTextModelWithProjection keeps it). To test both layouts,
@@ -89,6 +90,8 @@ from diffusers import (AutoencoderKL, DDIMScheduler, EulerAncestralDiscreteSched
                        PNDMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel)
 import diffusers.schedulers.scheduling_euler_ancestral_discrete as euler_a_module
 
+from clip_vocab import BOT, EOT, build_vocab, byte_encode, bytes_to_unicode, learn_merges, write_vocab_files
+
 transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
 diffusers.utils.logging.disable_progress_bar()
@@ -103,7 +106,6 @@ NEGATIVE_PATH = os.path.join(ROOT, "crates", "core", "data", "templates", "negat
 
 NUM_MERGES = 400
 MAX_LEN = 77
-BOT, EOT = "<|startoftext|>", "<|endoftext|>"
 UNET_OUT_GAIN = 0.5
 VAE_OUT_GAIN = 0.5
 # variant/component whose text encoder safetensors get the hub's "text_model." key prefix
@@ -238,20 +240,8 @@ def jsonable_config(cfg):
 
 
 # ----------------------------------------------------------------------------- tokenizer
-def bytes_to_unicode():
-    """OpenAI CLIP's simple_tokenizer.bytes_to_unicode (same as GPT-2's)."""
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
+# bytes_to_unicode, the BPE learner, the vocab layout and the vocab.json / merges.txt writer are
+# shared with tools/bench/sd_reference.py: clip_vocab.py, next to this file.
 CLIP_PAT = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
                          regex.IGNORECASE)
 
@@ -262,67 +252,25 @@ def clip_words(text):
     b2u = bytes_to_unicode()
     text = html.unescape(html.unescape(text)).strip()
     text = regex.sub(r"\s+", " ", text).strip().lower()
-    return ["".join(b2u[b] for b in w.encode("utf-8")) for w in CLIP_PAT.findall(text)]
+    return [byte_encode(w, b2u) for w in CLIP_PAT.findall(text)]
 
 
 def learn_bpe(corpus, num_merges):
-    """Plain BPE over words, '</w>' glued to each word's last symbol (CLIP's convention). Each
-    round merges the most frequent adjacent pair (ties: the smallest pair in string order);
-    pairs whose concatenation is already a token are skipped so no vocab entry repeats."""
-    words = {}
-    for w in clip_words(corpus):
-        key = tuple(w[:-1]) + (w[-1] + "</w>",)
-        words[key] = words.get(key, 0) + 1
-    base = list(bytes_to_unicode().values())
-    base = base + [v + "</w>" for v in base]
-    known = set(base)
-    merges = []
-    while len(merges) < num_merges:
-        pairs = {}
-        for w, c in words.items():
-            for p in zip(w, w[1:]):
-                pairs[p] = pairs.get(p, 0) + c
-        cands = [(c, p) for p, c in pairs.items() if p[0] + p[1] not in known and c >= 2]
-        assert cands, f"corpus too small: only {len(merges)} merges"
-        _, best = min(cands, key=lambda cp: (-cp[0], cp[1]))
-        merges.append(best)
-        known.add(best[0] + best[1])
-        new = {}
-        for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(w[i] + w[i + 1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            new[tuple(out)] = new.get(tuple(out), 0) + c
-        words = new
-    vocab = base + ["".join(m) for m in merges] + [BOT, EOT]
-    assert len(set(vocab)) == len(vocab)
-    return {t: i for i, t in enumerate(vocab)}, merges
-
-
-def write_raw_tokenizer_files(d, vocab, merges):
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)
-    with open(os.path.join(d, "merges.txt"), "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n")
-        for a, b in merges:
-            f.write(f"{a} {b}\n")
+    """clip_vocab.learn_merges over clip_words(corpus), counting only pairs seen at least twice
+    and failing if the corpus gives fewer than num_merges merges; returns ({token: id}, merges)."""
+    merges = learn_merges(clip_words(corpus), num_merges, min_count=2, strict=True)
+    return build_vocab(merges), merges
 
 
 def save_tokenizer(d, vocab, merges, pad_token, keep_tokenizer_json):
     """CLIPTokenizer(vocab_file, merges_file) + save_pretrained. transformers 5 writes only
     tokenizer.json + tokenizer_config.json, so vocab.json, merges.txt and
     special_tokens_map.json (what hub SD tokenizers ship) are written by hand next to them."""
-    write_raw_tokenizer_files(d, vocab, merges)
+    write_vocab_files(d, vocab, merges)
     tok = CLIPTokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"),
                         pad_token=pad_token, model_max_length=MAX_LEN)
     tok.save_pretrained(d)
-    write_raw_tokenizer_files(d, vocab, merges)  # in case save_pretrained rewrote them
+    write_vocab_files(d, vocab, merges)  # in case save_pretrained rewrote them
     cfg_path = os.path.join(d, "tokenizer_config.json")
     with open(cfg_path) as f:
         cfg = json.load(f)

@@ -623,3 +623,37 @@ fn bad_target_settings_are_refused_with_the_value() {
         .to_string();
     assert!(e.contains("/nonexistent/sd"), "{e}");
 }
+
+#[test]
+fn a_vae_with_the_old_attention_names_loads_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("sd1");
+    copy_dir(&fixtures().join("sd1"), &d);
+    let f = d.join("vae/diffusion_pytorch_model.safetensors");
+    let old: HashMap<String, Tensor> = candle_core::safetensors::load(&f, &Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| {
+            let k = k
+                .replace(".to_q.", ".query.")
+                .replace(".to_k.", ".key.")
+                .replace(".to_v.", ".value.")
+                .replace(".to_out.0.", ".proj_attn.");
+            (k, v)
+        })
+        .collect();
+    assert!(old.keys().any(|k| k.contains(".proj_attn.")));
+    candle_core::safetensors::save(&old, &f).unwrap();
+    let sd = StableDiffusion::load(&d, &LoadOptions::default()).unwrap();
+    let t = tensors("sd1.safetensors");
+    let want = ((&t["vae_decoded"] / 2.0).unwrap() + 0.5)
+        .unwrap()
+        .clamp(0f32, 1f32)
+        .unwrap();
+    close(
+        "old-name vae",
+        &sd.decode(&t["vae_latents"]).unwrap(),
+        &want,
+        1e-4,
+    );
+}

@@ -11,6 +11,9 @@
 
 pub mod clip;
 pub mod config;
+pub mod conv;
+pub mod norm;
 pub mod pipeline;
 pub mod scheduler;
 pub mod unet;
+pub mod vae;

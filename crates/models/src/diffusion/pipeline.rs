@@ -11,13 +11,13 @@ use super::clip::{ClipTextEncoder, ClipTokenizer, ids_tensor};
 use super::config::{ClipTextConfig, ModelIndex, UNetConfig, VaeConfig, invalid, read_json};
 use super::scheduler::SchedulerConfig;
 use super::unet::{AddedInputs, Slicing, UNet};
+use super::vae::VaeDecoder;
 use crate::ModelError;
 use crate::tensors::SafetensorsIndex;
 use art_config::local::{SchedulerKind, TimestepSpacing};
 use art_core::SeedStream;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::vae::{AutoEncoderKL, AutoEncoderKLConfig};
 use std::path::{Path, PathBuf};
 
 /// SD 1.x/2.x (one text encoder) or SDXL (two, plus added conditioning).
@@ -130,7 +130,7 @@ pub struct StableDiffusion {
     tokenizers: Vec<ClipTokenizer>,
     encoders: Vec<ClipTextEncoder>,
     pub unet: UNet,
-    vae: AutoEncoderKL,
+    vae: VaeDecoder,
     vae_scale: usize,
     scaling_factor: f64,
     scheduler: SchedulerConfig,
@@ -202,18 +202,9 @@ impl StableDiffusion {
         let vdir = component(dir, "vae");
         let vcfg: VaeConfig = read_json(&vdir, "config.json")?;
         vcfg.check(&vdir.join("config.json"))?;
-        let vae = AutoEncoderKL::new(
+        let vae = VaeDecoder::new(
             var_builder(open_weights(&vdir, "diffusion_pytorch_model")?, dt, dev),
-            vcfg.in_channels,
-            vcfg.out_channels,
-            AutoEncoderKLConfig {
-                block_out_channels: vcfg.block_out_channels.clone(),
-                layers_per_block: vcfg.layers_per_block,
-                latent_channels: vcfg.latent_channels,
-                norm_num_groups: vcfg.norm_num_groups,
-                use_quant_conv: vcfg.use_quant_conv,
-                use_post_quant_conv: vcfg.use_post_quant_conv,
-            },
+            &vcfg,
         )
         .map_err(compute("VAE", &vdir))?;
         if vcfg.latent_channels != ucfg.in_channels {

@@ -10,8 +10,10 @@
 //! batch.
 
 use super::config::UNetConfig;
+use super::conv::Conv as Conv2d;
+use super::norm::GroupNorm;
 use candle_core::{D, DType, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 /// How many bytes one slice's attention scores may take; `Rows(n)` fixes the rows per slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +34,7 @@ fn conv(
     stride: usize,
     pad: usize,
 ) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: pad,
-        stride,
-        ..Default::default()
-    };
-    candle_nn::conv2d(cin, cout, k, cfg, vb)
+    Conv2d::new(vb, cin, cout, k, stride, pad)
 }
 
 /// `TimestepEmbedding`: linear, SiLU, linear.
@@ -115,10 +112,10 @@ impl Resnet {
         scale: f64,
     ) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::group_norm(groups, cin, eps, vb.pp("norm1"))?,
+            norm1: GroupNorm::new(vb.pp("norm1"), groups, cin, eps)?,
             conv1: conv(vb.pp("conv1"), cin, cout, 3, 1, 1)?,
             time: candle_nn::linear(temb, cout, vb.pp("time_emb_proj"))?,
-            norm2: candle_nn::group_norm(groups, cout, eps, vb.pp("norm2"))?,
+            norm2: GroupNorm::new(vb.pp("norm2"), groups, cout, eps)?,
             conv2: conv(vb.pp("conv2"), cout, cout, 3, 1, 1)?,
             shortcut: (cin != cout)
                 .then(|| conv(vb.pp("conv_shortcut"), cin, cout, 1, 1, 0))
@@ -128,18 +125,14 @@ impl Resnet {
     }
 
     fn forward(&self, x: &Tensor, temb: &Tensor) -> Result<Tensor> {
-        let h = self
-            .conv1
-            .forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
         let t = self
             .time
             .forward(&candle_nn::ops::silu(temb)?)?
             .unsqueeze(2)?
             .unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self
-            .conv2
-            .forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let x = match &self.shortcut {
             Some(s) => s.forward(x)?,
             None => x.clone(),
@@ -306,7 +299,7 @@ impl SpatialTransformer {
             })
         };
         Ok(Self {
-            norm: candle_nn::group_norm(groups, ch, 1e-6, vb.pp("norm"))?,
+            norm: GroupNorm::new(vb.pp("norm"), groups, ch, 1e-6)?,
             proj_in: proj(vb.pp("proj_in"))?,
             blocks: (0..depth)
                 .map(|i| {
@@ -540,7 +533,7 @@ impl UNet {
             mid_res,
             mid_attn,
             up,
-            norm_out: candle_nn::group_norm(groups, ch[0], eps, vb.pp("conv_norm_out"))?,
+            norm_out: GroupNorm::new(vb.pp("conv_norm_out"), groups, ch[0], eps)?,
             conv_out: conv(vb.pp("conv_out"), ch[0], cfg.out_channels, 3, 1, 1)?,
             cfg: cfg.clone(),
             slicing: Slicing::Budget(DEFAULT_SLICE_BUDGET),
@@ -646,7 +639,7 @@ impl UNet {
                 x = c.forward(&x.upsample_nearest2d(h2, w2)?)?;
             }
         }
-        let x = candle_nn::ops::silu(&self.norm_out.forward(&x)?)?;
+        let x = self.norm_out.forward_silu(&x)?;
         self.conv_out.forward(&x)
     }
 }

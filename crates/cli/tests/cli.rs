@@ -673,3 +673,49 @@ fn a_campaign_runs_with_the_in_process_llama_writer() {
     }
     assert_eq!(prompts[0], prompts[1], "seeded runs repeat");
 }
+
+#[test]
+fn a_campaign_renders_with_the_in_process_stable_diffusion_target() {
+    // The tiny random SD 1.x pipeline of art-models' golden tests as the Target: the rounds
+    // hold its 64 x 64 renders, the identity is stored, a second run renders the same images,
+    // and so does a run with another batch size (one image per UNet call).
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/sd/sd1");
+    let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
+        "[target]\nkind = \"scripted\"\nwidth = 32\nheight = 32",
+        &format!(
+            "[target]\nkind = \"stable-diffusion\"\nmodel = {:?}\nsteps = 2",
+            model.to_str().unwrap()
+        ),
+    );
+    let mut images = Vec::new();
+    for (name, batch) in [("one", "8"), ("two", "8"), ("three", "1")] {
+        let cfg = write_config(
+            tmp.path(),
+            &text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {batch}\n")),
+        );
+        let o = art(
+            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let recs = records(tmp.path(), &format!("runs/{name}"));
+        let id = &recs[0]["identities"]["target"];
+        assert_eq!(id["kind"], "stable-diffusion");
+        assert_eq!(id["params"]["steps"], "2");
+        assert_eq!(id["params"]["scheduler"], "pndm");
+        let rendered: Vec<String> = recs
+            .iter()
+            .filter(|r| r["type"] == "round" && !r["render"].is_null())
+            .map(|r| r["render"]["image_sha256"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            rendered.len(),
+            2 * 2 * 2,
+            "2 lanes x 2 seeds x rounds 1..=2"
+        );
+        images.push(rendered);
+    }
+    assert_eq!(images[0], images[1], "seeded runs repeat");
+    assert_eq!(images[0], images[2], "the batch size changes no image");
+}

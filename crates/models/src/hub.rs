@@ -315,3 +315,50 @@ fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
     bar.set_message(format!("downloading {name}"));
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_fetches_its_components_and_one_precision() {
+        let names: Vec<String> = [
+            "model_index.json",
+            "v1-5-pruned-emaonly.safetensors",
+            "README.md",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "unet/diffusion_pytorch_model.bin",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.fp16.safetensors",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors.index.json",
+            "text_encoder/model-00001-of-00002.safetensors",
+            "text_encoder/model-00002-of-00002.safetensors",
+            "tokenizer/vocab.json",
+            "tokenizer/merges.txt",
+            "scheduler/scheduler_config.json",
+            "safety_checker/model.safetensors",
+            "unet/onnx/model.onnx",
+        ]
+        .map(String::from)
+        .to_vec();
+        let got = pipeline_files(&names);
+        let want = [
+            "model_index.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.fp16.safetensors",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors.index.json",
+            "text_encoder/model-00001-of-00002.safetensors",
+            "text_encoder/model-00002-of-00002.safetensors",
+            "tokenizer/vocab.json",
+            "tokenizer/merges.txt",
+            "scheduler/scheduler_config.json",
+        ];
+        assert_eq!(got, want);
+    }
+}

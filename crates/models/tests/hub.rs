@@ -1,8 +1,9 @@
 //! Fetching a model by hub id from a local server that speaks the Hugging Face hub's API
 //! (`HF_ENDPOINT`): the files land in the standard hub-cache layout, only the model files are
 //! fetched, a second load needs no network, a gated model without a token is a clear error
-//! that never shows the token, and `HF_HUB_OFFLINE` forbids the network. One test, because it
-//! sets process-wide environment variables.
+//! that never shows the token, and `HF_HUB_OFFLINE` forbids the network; a diffusers pipeline
+//! (`org/tiny-sd`) downloads its component folders and nothing else. One test, because it sets
+//! process-wide environment variables.
 
 use art_config::local::LlamaWriter as LlamaWriterConfig;
 use art_models::writer::LlamaWriter;
@@ -14,6 +15,37 @@ use std::sync::{Arc, Mutex};
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama")
 }
+
+fn sd_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd/sd1")
+}
+
+/// The files of the tiny SD pipeline, relative to its folder.
+fn sd_files() -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_str().unwrap().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&sd_fixture(), &sd_fixture(), &mut out);
+    out.sort();
+    out
+}
+
+/// Files a pipeline repository has that art must not fetch.
+const SD_EXTRAS: [&str; 5] = [
+    "v1-5-pruned.safetensors",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "unet/diffusion_pytorch_model.bin",
+    "safety_checker/model.safetensors",
+    "feature_extractor/preprocessor_config.json",
+];
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -67,6 +99,23 @@ fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
                     }
                     _ => ("404 Not Found", b"no".to_vec(), None),
                 }
+            } else if path == "/api/models/org/tiny-sd/revision/main" {
+                let mut siblings = sd_files();
+                siblings.extend(SD_EXTRAS.iter().map(|s| s.to_string()));
+                let v = serde_json::json!({
+                    "sha": SHA,
+                    "siblings": siblings.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
+                });
+                ("200 OK", v.to_string().into_bytes(), None)
+            } else if let Some(f) = path.strip_prefix(&format!("/org/tiny-sd/resolve/{SHA}/")) {
+                match std::fs::read(sd_fixture().join(f)) {
+                    Ok(b) if sd_files().iter().any(|x| x == f) => (
+                        "200 OK",
+                        b,
+                        Some(format!("sd-{}", f.replace(['/', '.'], "-"))),
+                    ),
+                    _ => ("404 Not Found", b"no".to_vec(), None),
+                }
             } else if path.starts_with("/api/models/org/gated/") {
                 ("401 Unauthorized", b"gated".to_vec(), None)
             } else {
@@ -108,6 +157,13 @@ fn run_phase(phase: &str) {
         "download" | "cached" => {
             let w = writer("org/tiny").expect("loaded");
             let id = art_core::Writer::identity(&w);
+            eprintln!("RESULT: revision={}", id.revision.unwrap_or_default());
+        }
+        "sd" => {
+            let c: art_config::local::StableDiffusionTarget =
+                toml::from_str("model = \"org/tiny-sd\"\nsteps = 2").unwrap();
+            let t = art_models::target::StableDiffusionTarget::new(&c).expect("loaded");
+            let id = art_core::Target::identity(&t);
             eprintln!("RESULT: revision={}", id.revision.unwrap_or_default());
         }
         _ => {
@@ -172,6 +228,42 @@ fn hub_ids_download_into_the_hub_cache() {
         log.lock().unwrap().len(),
         before,
         "no request for a cached model"
+    );
+
+    // A diffusers pipeline: its component folders land in the snapshot (links reaching the
+    // blobs from one folder deeper), the extras stay on the hub; then it loads offline.
+    let out = child("sd", &base, &no_token);
+    assert!(out.contains(&format!("RESULT: revision={SHA}")), "{out}");
+    let snap = cache
+        .path()
+        .join("models--org--tiny-sd/snapshots")
+        .join(SHA);
+    for f in sd_files() {
+        assert_eq!(
+            std::fs::read(snap.join(&f)).unwrap(),
+            std::fs::read(sd_fixture().join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert!(
+        snap.join("unet/diffusion_pytorch_model.safetensors")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    for skipped in SD_EXTRAS {
+        assert!(!snap.join(skipped).exists(), "{skipped} is not fetched");
+    }
+    let before = log.lock().unwrap().len();
+    let mut offline = base.to_vec();
+    offline.push(("HF_HUB_OFFLINE", "1"));
+    let out = child("sd", &offline, &["HF_TOKEN"]);
+    assert!(out.contains(&format!("RESULT: revision={SHA}")), "{out}");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        before,
+        "no request for a cached pipeline"
     );
 
     // A gated model: the token is sent, the refusal names HF_TOKEN, the token never shows.

@@ -657,3 +657,33 @@ fn a_vae_with_the_old_attention_names_loads_the_same() {
         1e-4,
     );
 }
+
+#[test]
+fn f16_weights_render_close_to_f32() {
+    let t = tensors("sd1.safetensors");
+    let g = json("sd1.json");
+    let half = StableDiffusion::load(
+        &fixtures().join("sd1"),
+        &LoadOptions {
+            dtype: DType::F16,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let ts = g["unet_timestep"].as_f64().unwrap();
+    let x = t["unet_sample"].to_dtype(DType::F16).unwrap();
+    let ctx = t["unet_encoder_hidden_states"]
+        .to_dtype(DType::F16)
+        .unwrap();
+    let out = half.unet.forward(&x, ts, &ctx, None).unwrap();
+    assert_eq!(out.dtype(), DType::F16);
+    close("f16 unet", &out, &t["unet_out"], 2e-2);
+    let img = half
+        .decode(&t["vae_latents"].to_dtype(DType::F16).unwrap())
+        .unwrap();
+    let want = ((&t["vae_decoded"] / 2.0).unwrap() + 0.5)
+        .unwrap()
+        .clamp(0f32, 1f32)
+        .unwrap();
+    close("f16 vae", &img, &want, 2e-2);
+}

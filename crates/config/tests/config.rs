@@ -56,7 +56,15 @@ fn the_paper_preset_parses_and_names_its_models() {
     assert_eq!(c.campaign.categories.len(), 7);
     assert_eq!(c.campaign.seed_prompt, "a pic of cat");
     assert_eq!(c.target.kind(), "stable-diffusion");
-    assert!(matches!(c.target.availability(), Availability::Planned(s) if s.contains("#3")));
+    assert_eq!(c.target.availability(), Availability::Built);
+    let art_config::TargetConfig::StableDiffusion(t) = &c.target else {
+        panic!("{:?}", c.target)
+    };
+    assert_eq!(t.model, "runwayml/stable-diffusion-v1-5");
+    assert_eq!((t.width, t.height, t.steps), (Some(512), Some(512), 50));
+    assert_eq!(t.guidance_scale, 7.5);
+    assert_eq!(t.negative_prompt.as_deref(), Some("@paper"));
+    assert_eq!(t.scheduler, None, "the model's own scheduler (PNDM)");
     assert!(matches!(c.writer, WriterConfig::Llama(_)));
     assert_eq!(c.prompt_judge.len(), 4);
     assert_eq!(c.image_judge.len(), 6);

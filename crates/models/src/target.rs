@@ -29,6 +29,13 @@ fn snapshot_revision(dir: &std::path::Path) -> Option<String> {
 
 impl StableDiffusionTarget {
     pub fn new(c: &Config) -> Result<Self, ModelError> {
+        if c.dtype == art_config::local::Dtype::Bf16 && c.device == "cpu" {
+            return Err(ModelError::Compute(
+                "dtype `bf16` is not available on the cpu (candle's CPU matrix products take \
+                 f32 and f16): use `f32` (the default) or `f16`"
+                    .into(),
+            ));
+        }
         let dir = crate::weights::fetch(&c.model, crate::hub::pipeline_files)?;
         let opts = LoadOptions {
             dtype: dtype_of(c.dtype),

@@ -616,6 +616,15 @@ fn bad_target_settings_are_refused_with_the_value() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("0 steps"), "{e}");
+    let text = format!(
+        "model = {:?}\ndtype = \"bf16\"",
+        fixtures().join("sd1").to_str().unwrap()
+    );
+    let c: art_config::local::StableDiffusionTarget = toml::from_str(&text).unwrap();
+    let e = art_models::target::StableDiffusionTarget::new(&c)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bf16") && e.contains("f16"), "{e}");
     let c: art_config::local::StableDiffusionTarget =
         toml::from_str("model = \"/nonexistent/sd\"").unwrap();
     let e = art_models::target::StableDiffusionTarget::new(&c)

@@ -133,6 +133,8 @@ pub struct UNetConfig {
     pub time_cond_proj_dim: Option<usize>,
     #[serde(default)]
     pub attention_type: Option<String>,
+    #[serde(default)]
+    pub num_class_embeds: Option<usize>,
 }
 
 impl UNetConfig {
@@ -227,6 +229,13 @@ impl UNetConfig {
         }
         if let Some(c) = &self.class_embed_type {
             return bad("class_embed_type", c, "none");
+        }
+        if let Some(n) = self.num_class_embeds {
+            return bad(
+                "num_class_embeds",
+                &n,
+                "none (class-conditioned UNets are not supported)",
+            );
         }
         if let Some(c) = &self.encoder_hid_dim_type {
             return bad("encoder_hid_dim_type", c, "none");

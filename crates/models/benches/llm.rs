@@ -20,21 +20,10 @@
 use art_models::generate::{GenRequest, GenerationConfig, generate};
 use art_models::llm::{CausalLm, LoadOptions};
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+mod support;
+use support::{arg, median};
 
 fn config(mode: &str, n: usize) -> GenerationConfig {
     let base = GenerationConfig {
@@ -127,7 +116,7 @@ fn main() {
         println!("transformers: not measured (set ART_BENCH_PYTHON)");
         return;
     };
-    let v = reference(
+    let v = support::reference(
         &python,
         "llm_reference.py",
         &[
@@ -137,9 +126,11 @@ fn main() {
             &batch.to_string(),
             "--mode",
             &mode,
+            "--new-tokens",
+            &n.to_string(),
+            "--repeats",
+            &repeats.to_string(),
         ],
-        n,
-        repeats,
     );
     let reference = v["median_s"].as_f64().expect("median_s");
     let ref_times: Vec<f64> = v["times_s"]
@@ -170,12 +161,18 @@ fn gguf_reference(gguf: &str, dir: &Path, n: usize, repeats: usize, art: f64) {
         return;
     };
     let prompts = dir.join("prompts.json");
-    let v = reference(
+    let v = support::reference(
         &python,
         "gguf_reference.py",
-        &[gguf, "--prompts", prompts.to_str().expect("utf-8 path")],
-        n,
-        repeats,
+        &[
+            gguf,
+            "--prompts",
+            prompts.to_str().expect("utf-8 path"),
+            "--new-tokens",
+            &n.to_string(),
+            "--repeats",
+            &repeats.to_string(),
+        ],
     );
     let reference = v["median_s"].as_f64().expect("median_s");
     println!(
@@ -186,28 +183,4 @@ fn gguf_reference(gguf: &str, dir: &Path, n: usize, repeats: usize, art: f64) {
         v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
     );
     println!("ratio: art takes {:.2}x llama.cpp's time", art / reference);
-}
-
-/// Runs `tools/bench/SCRIPT ARGS --new-tokens N --repeats R` and parses its JSON line.
-fn reference(
-    python: &str,
-    script: &str,
-    args: &[&str],
-    n: usize,
-    repeats: usize,
-) -> serde_json::Value {
-    let script = format!("{}/../../tools/bench/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .arg(&script)
-        .args(args)
-        .args(["--new-tokens", &n.to_string()])
-        .args(["--repeats", &repeats.to_string()])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("reference JSON")
 }

@@ -21,21 +21,10 @@ use art_models::diffusion::pipeline::{LoadOptions, RenderSettings, StableDiffusi
 use art_models::diffusion::unet::{DEFAULT_SLICE_BUDGET, Slicing};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+mod support;
+use support::{arg, median};
 
 const NEGATIVE: &str = "blurry, low quality, distorted, deformed, ugly, bad anatomy, watermark, \
     text, signature, cropped, out of frame, worst quality, jpeg artifacts, duplicate, morbid, \
@@ -129,40 +118,28 @@ fn main() {
         println!("diffusers: not measured (set ART_BENCH_PYTHON)");
         return;
     };
-    let script = format!(
-        "{}/../../tools/bench/sd_reference.py",
-        env!("CARGO_MANIFEST_DIR")
+    let (size_s, batch_s, steps_s, repeats_s) = (
+        size.to_string(),
+        batch.to_string(),
+        steps.to_string(),
+        repeats.to_string(),
     );
-    let mut cmd = Command::new(&python);
-    cmd.args([
-        script.as_str(),
+    let mut ref_args = vec![
         "bench",
         dir.to_str().expect("utf-8 path"),
         "--size",
-        &size.to_string(),
+        &size_s,
         "--batch",
-        &batch.to_string(),
+        &batch_s,
         "--steps",
-        &steps.to_string(),
+        &steps_s,
         "--repeats",
-        &repeats.to_string(),
-    ]);
+        &repeats_s,
+    ];
     if sliced_ref {
-        cmd.arg("--sliced");
+        ref_args.push("--sliced");
     }
-    let out = cmd.output().expect("run the reference");
-    assert!(
-        out.status.success(),
-        "reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .expect("a JSON line from the reference");
-    let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let v = support::reference(&python, "sd_reference.py", &ref_args);
     let reference = v["total_s_median"].as_f64().expect("total_s_median");
     let ref_unet = v["unet_call_s_median"].as_f64().unwrap_or(f64::NAN);
     println!(

@@ -20,13 +20,6 @@ pub struct StableDiffusionTarget {
     identity: ModelIdentity,
 }
 
-fn snapshot_revision(dir: &std::path::Path) -> Option<String> {
-    let parent = dir.parent()?;
-    (parent.file_name()? == "snapshots")
-        .then(|| dir.file_name()?.to_str().map(str::to_string))
-        .flatten()
-}
-
 impl StableDiffusionTarget {
     pub fn new(c: &Config) -> Result<Self, ModelError> {
         if c.dtype == art_config::local::Dtype::Bf16 && c.device == "cpu" {
@@ -63,16 +56,7 @@ impl StableDiffusionTarget {
             guidance_scale: c.guidance_scale,
             negative_prompt: negative,
         };
-        let scale = pipe.vae_scale();
-        for (what, v) in [("width", settings.width), ("height", settings.height)] {
-            if v == 0 || v % scale != 0 {
-                return Err(ModelError::Compute(format!(
-                    "target `{what}` = {v}: must be a positive multiple of {scale} for this model"
-                )));
-            }
-        }
-        // Building the scheduler once checks the step count against it.
-        pipe.scheduler().build(settings.steps)?;
+        pipe.check(&settings)?;
         let sc = pipe.scheduler();
         let mut identity = ModelIdentity::new("stable-diffusion", &c.model)
             .with_param("dtype", format!("{:?}", opts.dtype).to_lowercase())
@@ -96,20 +80,12 @@ impl StableDiffusionTarget {
             )
             .with_param("noise", "art-splitmix64-box-muller")
             .with_param("unet_batch", c.unet_batch);
-        identity.revision = snapshot_revision(&dir);
+        identity.revision = crate::weights::snapshot_revision(&dir);
         Ok(Self {
             pipe,
             settings,
             identity,
         })
-    }
-
-    pub fn pipeline(&self) -> &StableDiffusion {
-        &self.pipe
-    }
-
-    pub fn settings(&self) -> &RenderSettings {
-        &self.settings
     }
 }
 

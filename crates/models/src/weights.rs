@@ -85,6 +85,15 @@ pub fn fetch(spec: &str, pick: impl Fn(&[String]) -> Vec<String>) -> Result<Path
     }
 }
 
+/// The snapshot folder name of a hub-cache path (`.../snapshots/<commit>`): the revision a
+/// model was loaded from, for its identity.
+pub(crate) fn snapshot_revision(dir: &Path) -> Option<String> {
+    let parent = dir.parent()?;
+    (parent.file_name()? == "snapshots")
+        .then(|| dir.file_name()?.to_str().map(str::to_string))
+        .flatten()
+}
+
 /// Reads a file of a model folder, naming it when it is missing.
 pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ModelError> {
     let path = dir.join(name);

@@ -41,14 +41,6 @@ impl StopCheck for StopStrings<'_> {
     }
 }
 
-/// The snapshot folder name of a hub-cache path (`.../snapshots/<commit>`).
-fn snapshot_revision(dir: &Path) -> Option<String> {
-    let parent = dir.parent()?;
-    (parent.file_name()? == "snapshots")
-        .then(|| dir.file_name()?.to_str().map(str::to_string))
-        .flatten()
-}
-
 fn eos_from_json(dir: &Path, name: &str) -> Option<Vec<u32>> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()?;
     match v.get("eos_token_id")? {
@@ -109,7 +101,13 @@ impl TextGenerator {
                 let tok = LlmTokenizer::from_folder(&dir)?;
                 let eos = eos_from_json(&dir, "generation_config.json")
                     .unwrap_or_else(|| lm.config().eos_token_ids.clone());
-                (lm, tok, eos, "safetensors", snapshot_revision(&dir))
+                (
+                    lm,
+                    tok,
+                    eos,
+                    "safetensors",
+                    crate::weights::snapshot_revision(&dir),
+                )
             };
         let mut generation = generation;
         if generation.eos_token_ids.is_empty() {

@@ -383,16 +383,18 @@ impl StableDiffusion {
             .to_dtype(self.dtype)
     }
 
-    fn check_size(&self, s: &RenderSettings) -> Result<(), ModelError> {
+    /// Whether this model can render with `s`: the size a multiple of the VAE's scale, the
+    /// step count one its scheduler takes.
+    pub fn check(&self, s: &RenderSettings) -> Result<(), ModelError> {
         let f = self.vae_scale;
         for (what, v) in [("width", s.width), ("height", s.height)] {
             if v == 0 || v % f != 0 {
                 return Err(ModelError::Compute(format!(
-                    "{what} {v} is not a positive multiple of {f} (the VAE's scale)"
+                    "`{what}` = {v} is not a positive multiple of {f} (the VAE's scale)"
                 )));
             }
         }
-        Ok(())
+        self.scheduler.build(s.steps).map(|_| ())
     }
 
     /// The denoising loop from `latents` (already scaled by the scheduler's initial sigma).
@@ -498,7 +500,7 @@ impl StableDiffusion {
         s: &RenderSettings,
     ) -> Result<Vec<Rendered>, ModelError> {
         assert_eq!(prompts.len(), seeds.len());
-        self.check_size(s)?;
+        self.check(s)?;
         let n = prompts.len();
         let cond = self.encode(prompts)?;
         let uncond = (s.guidance_scale > 1.0)

@@ -1,0 +1,40 @@
+//! What the benchmarks share: their command-line options, medians, and running a Python
+//! reference script of `tools/bench` for its JSON result.
+
+use std::process::Command;
+
+/// The value after `name` in `args`, else `default`.
+pub fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `python tools/bench/SCRIPT ARGS` and parses the last JSON line it prints.
+pub fn reference(python: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let script = format!("{}/../../tools/bench/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("run the reference");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("{script} printed no JSON line: {stdout}"));
+    serde_json::from_str(line).expect("reference JSON")
+}

@@ -176,10 +176,6 @@ impl ClipTokenizer {
         })
     }
 
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-
     /// `tokenizer(text, padding="max_length", max_length=77, truncation=True)`.
     pub fn encode(&self, text: &str) -> std::result::Result<Tokens, ModelError> {
         let enc = self

@@ -448,18 +448,6 @@ pub struct ModelIndex {
     pub class_name: String,
     #[serde(default)]
     pub force_zeros_for_empty_prompt: Option<bool>,
-    #[serde(flatten)]
-    pub components: serde_json::Map<String, serde_json::Value>,
-}
-
-impl ModelIndex {
-    /// Whether the component is present (listed with a non-null class).
-    pub fn has(&self, name: &str) -> bool {
-        self.components
-            .get(name)
-            .and_then(|v| v.as_array())
-            .is_some_and(|a| a.iter().all(|x| !x.is_null()))
-    }
 }
 
 pub(crate) fn invalid(path: &Path, detail: impl Into<String>) -> ModelError {

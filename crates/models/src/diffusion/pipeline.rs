@@ -18,7 +18,7 @@ use art_config::local::{SchedulerKind, TimestepSpacing};
 use art_core::SeedStream;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// SD 1.x/2.x (one text encoder) or SDXL (two, plus added conditioning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +84,6 @@ pub struct Rendered {
     pub width: usize,
     pub height: usize,
     pub truncated: Option<String>,
-}
-
-fn component(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
 
 /// The weights file of a component folder: `<stem>.safetensors` (or its sharded index);
@@ -174,8 +170,8 @@ impl StableDiffusion {
         let mut tokenizers = Vec::new();
         let mut encoders = Vec::new();
         for &(tok, enc, proj) in names {
-            tokenizers.push(ClipTokenizer::from_folder(&component(dir, tok))?);
-            let edir = component(dir, enc);
+            tokenizers.push(ClipTokenizer::from_folder(&dir.join(tok))?);
+            let edir = dir.join(enc);
             let cfg: ClipTextConfig = read_json(&edir, "config.json")?;
             cfg.check(&edir.join("config.json"))?;
             let vb = var_builder(open_weights(&edir, "model")?, dt, dev);
@@ -183,7 +179,7 @@ impl StableDiffusion {
                 ClipTextEncoder::new(vb, &cfg, proj).map_err(compute("text encoder", &edir))?,
             );
         }
-        let udir = component(dir, "unet");
+        let udir = dir.join("unet");
         let ucfg: UNetConfig = read_json(&udir, "config.json")?;
         ucfg.check(&udir.join("config.json"))?;
         if (family == Family::Sdxl) != (ucfg.addition_embed_type.as_deref() == Some("text_time")) {
@@ -199,7 +195,7 @@ impl StableDiffusion {
         )
         .map_err(compute("UNet", &udir))?;
         unet.slicing = opts.slicing;
-        let vdir = component(dir, "vae");
+        let vdir = dir.join("vae");
         let vcfg: VaeConfig = read_json(&vdir, "config.json")?;
         vcfg.check(&vdir.join("config.json"))?;
         let vae = VaeDecoder::new(
@@ -217,7 +213,7 @@ impl StableDiffusion {
             ));
         }
         let scheduler =
-            SchedulerConfig::read(&component(dir, "scheduler"), opts.scheduler, opts.spacing)?;
+            SchedulerConfig::read(&dir.join("scheduler"), opts.scheduler, opts.spacing)?;
         let width = encoders.iter().map(|e| e.hidden_size()).sum::<usize>();
         let want = ucfg.cross_attention_dim.get(0);
         if width != want {
@@ -420,7 +416,8 @@ impl StableDiffusion {
             ),
             None => (cond.embeds.clone(), cond.pooled.clone()),
         };
-        let time_ids = self.time_ids(n, s.height, s.width)?;
+        // One row per UNet row (the guidance pair doubles them), like `ctx`.
+        let time_ids = self.time_ids(ctx.dim(0)?, s.height, s.width)?;
         let chunk = self.micro_batch.unwrap_or(n).clamp(1, n.max(1));
         let mut latents = latents;
         let timesteps = sched.timesteps().to_vec();
@@ -445,17 +442,7 @@ impl StableDiffusion {
                 let input = sched.scale_model_input(&input, i)?;
                 let c = rows(&ctx)?;
                 let p = pooled.as_ref().map(&rows).transpose()?;
-                let ids = if cfg.is_some() {
-                    Tensor::cat(
-                        &[
-                            time_ids.narrow(0, start, len)?,
-                            time_ids.narrow(0, start, len)?,
-                        ],
-                        0,
-                    )?
-                } else {
-                    time_ids.narrow(0, start, len)?
-                };
+                let ids = rows(&time_ids)?;
                 let added = p.as_ref().map(|p| AddedInputs {
                     text_embeds: p,
                     time_ids: &ids,

@@ -10,7 +10,7 @@
 //! batch.
 
 use super::config::UNetConfig;
-use super::conv::Conv as Conv2d;
+use super::conv::Conv;
 use super::norm::GroupNorm;
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
@@ -25,17 +25,6 @@ pub enum Slicing {
 
 /// 256 MiB of f32 scores per slice by default.
 pub const DEFAULT_SLICE_BUDGET: usize = 256 << 20;
-
-fn conv(
-    vb: VarBuilder,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Result<Conv2d> {
-    Conv2d::new(vb, cin, cout, k, stride, pad)
-}
 
 /// `TimestepEmbedding`: linear, SiLU, linear.
 #[derive(Debug)]
@@ -93,11 +82,11 @@ pub fn timestep_embedding(
 #[derive(Debug)]
 struct Resnet {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     time: Linear,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    shortcut: Option<Conv2d>,
+    conv2: Conv,
+    shortcut: Option<Conv>,
     scale: f64,
 }
 
@@ -113,12 +102,12 @@ impl Resnet {
     ) -> Result<Self> {
         Ok(Self {
             norm1: GroupNorm::new(vb.pp("norm1"), groups, cin, eps)?,
-            conv1: conv(vb.pp("conv1"), cin, cout, 3, 1, 1)?,
+            conv1: Conv::new(vb.pp("conv1"), cin, cout, 3, 1, 1)?,
             time: candle_nn::linear(temb, cout, vb.pp("time_emb_proj"))?,
             norm2: GroupNorm::new(vb.pp("norm2"), groups, cout, eps)?,
-            conv2: conv(vb.pp("conv2"), cout, cout, 3, 1, 1)?,
+            conv2: Conv::new(vb.pp("conv2"), cout, cout, 3, 1, 1)?,
             shortcut: (cin != cout)
-                .then(|| conv(vb.pp("conv_shortcut"), cin, cout, 1, 1, 0))
+                .then(|| Conv::new(vb.pp("conv_shortcut"), cin, cout, 1, 1, 0))
                 .transpose()?,
             scale,
         })
@@ -276,7 +265,7 @@ struct SpatialTransformer {
 
 #[derive(Debug)]
 enum Proj {
-    Conv(Conv2d),
+    Conv(Conv),
     Linear(Linear),
 }
 
@@ -295,7 +284,7 @@ impl SpatialTransformer {
             Ok(if linear {
                 Proj::Linear(candle_nn::linear(ch, ch, vb)?)
             } else {
-                Proj::Conv(conv(vb, ch, ch, 1, 1, 0)?)
+                Proj::Conv(Conv::new(vb, ch, ch, 1, 1, 0)?)
             })
         };
         Ok(Self {
@@ -339,14 +328,14 @@ impl SpatialTransformer {
 struct DownBlock {
     resnets: Vec<Resnet>,
     attentions: Vec<SpatialTransformer>,
-    down: Option<(Conv2d, bool)>,
+    down: Option<(Conv, bool)>,
 }
 
 #[derive(Debug)]
 struct UpBlock {
     resnets: Vec<Resnet>,
     attentions: Vec<SpatialTransformer>,
-    up: Option<Conv2d>,
+    up: Option<Conv>,
 }
 
 #[derive(Debug)]
@@ -366,7 +355,7 @@ pub struct AddedInputs<'a> {
 
 #[derive(Debug)]
 pub struct UNet {
-    conv_in: Conv2d,
+    conv_in: Conv,
     time: TimeMlp,
     added: Option<AddedCond>,
     down: Vec<DownBlock>,
@@ -374,7 +363,7 @@ pub struct UNet {
     mid_attn: SpatialTransformer,
     up: Vec<UpBlock>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
     cfg: UNetConfig,
     pub slicing: Slicing,
 }
@@ -450,7 +439,7 @@ impl UNet {
             let pad = cfg.downsample_padding as usize;
             let down_conv = (i < n - 1)
                 .then(|| {
-                    conv(vbd.pp("downsamplers.0.conv"), out_ch, out_ch, 3, 2, pad)
+                    Conv::new(vbd.pp("downsamplers.0.conv"), out_ch, out_ch, 3, 2, pad)
                         .map(|c| (c, pad == 0))
                 })
                 .transpose()?;
@@ -517,7 +506,7 @@ impl UNet {
                 Vec::new()
             };
             let up_conv = (i < n - 1)
-                .then(|| conv(vbu.pp("upsamplers.0.conv"), out_ch, out_ch, 3, 1, 1))
+                .then(|| Conv::new(vbu.pp("upsamplers.0.conv"), out_ch, out_ch, 3, 1, 1))
                 .transpose()?;
             up.push(UpBlock {
                 resnets,
@@ -526,7 +515,7 @@ impl UNet {
             });
         }
         Ok(Self {
-            conv_in: conv(vb.pp("conv_in"), cfg.in_channels, ch[0], 3, 1, 1)?,
+            conv_in: Conv::new(vb.pp("conv_in"), cfg.in_channels, ch[0], 3, 1, 1)?,
             time,
             added,
             down,
@@ -534,15 +523,10 @@ impl UNet {
             mid_attn,
             up,
             norm_out: GroupNorm::new(vb.pp("conv_norm_out"), groups, ch[0], eps)?,
-            conv_out: conv(vb.pp("conv_out"), ch[0], cfg.out_channels, 3, 1, 1)?,
+            conv_out: Conv::new(vb.pp("conv_out"), ch[0], cfg.out_channels, 3, 1, 1)?,
             cfg: cfg.clone(),
             slicing: Slicing::Budget(DEFAULT_SLICE_BUDGET),
         })
-    }
-
-    /// Whether the model needs SDXL's added conditioning.
-    pub fn needs_added(&self) -> bool {
-        self.added.is_some()
     }
 
     /// The noise (or v) prediction for `sample` (`[batch, 4, h, w]`) at `timestep`, with the

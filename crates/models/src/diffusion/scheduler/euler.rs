@@ -3,7 +3,7 @@
 //! noise each step; sdxl-turbo's default). Sigmas are interpolated at the chosen timesteps
 //! (`interpolation_type` linear) and end at zero.
 
-use super::{Prediction, Scheduler, SchedulerConfig, trailing};
+use super::{Prediction, Scheduler, SchedulerConfig};
 use art_config::local::TimestepSpacing;
 use candle_core::{Result, Tensor};
 
@@ -19,31 +19,12 @@ struct Sigmas {
 
 impl Sigmas {
     fn new(c: &SchedulerConfig, steps: usize) -> Self {
-        let n = c.num_train_timesteps;
         // Timesteps as f32, like diffusers.
-        let timesteps: Vec<f32> = match c.spacing {
-            TimestepSpacing::Linspace => {
-                // np.linspace(0, n - 1, steps, dtype=float32): f64 values rounded to f32.
-                let stop = (n - 1) as f64;
-                let mut t: Vec<f32> = (0..steps)
-                    .map(|i| match steps {
-                        1 => 0.0,
-                        _ if i == steps - 1 => stop as f32,
-                        _ => (i as f64 * (stop / (steps - 1) as f64)) as f32,
-                    })
-                    .collect();
-                t.reverse();
-                t
-            }
-            TimestepSpacing::Leading => {
-                let ratio = n / steps;
-                (0..steps)
-                    .rev()
-                    .map(|i| (i * ratio) as f32 + c.steps_offset as f32)
-                    .collect()
-            }
-            TimestepSpacing::Trailing => trailing(n, steps).iter().map(|&t| t as f32).collect(),
-        };
+        let timesteps: Vec<f32> = c
+            .spaced_timesteps(steps)
+            .iter()
+            .map(|&t| t as f32)
+            .collect();
         // ((1 - a) / a) ** 0.5 in f32, as the torch expression computes it.
         let full: Vec<f32> = c
             .alphas_cumprod

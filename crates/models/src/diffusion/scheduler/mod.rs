@@ -277,34 +277,49 @@ impl SchedulerConfig {
         })
     }
 
-    /// The integer timesteps of the leading/trailing/linspace spacings (descending), as
-    /// diffusers' PNDM and DDIM compute them.
-    pub(crate) fn int_timesteps(&self, steps: usize) -> Vec<i64> {
+    /// The timesteps of the configured spacing, descending, as diffusers computes them before
+    /// the schedulers round (PNDM, DDIM: to integers) or store them (Euler: as f32):
+    /// `np.linspace(0, n - 1, steps)`, `arange(steps) * (n // steps) + steps_offset`, or
+    /// `round(arange(n, 0, -n / steps)) - 1`.
+    pub(crate) fn spaced_timesteps(&self, steps: usize) -> Vec<f64> {
         let n = self.num_train_timesteps;
         match self.spacing {
             TimestepSpacing::Linspace => {
-                let mut t: Vec<i64> = (0..steps)
-                    .map(|i| {
-                        let v = if steps == 1 {
-                            0.0
-                        } else {
-                            (n - 1) as f64 * i as f64 / (steps - 1) as f64
-                        };
-                        v.round_ties_even() as i64
+                // numpy's linspace: i * step, with the last value exactly the end.
+                let stop = (n - 1) as f64;
+                (0..steps)
+                    .rev()
+                    .map(|i| match steps {
+                        1 => 0.0,
+                        _ if i == steps - 1 => stop,
+                        _ => i as f64 * (stop / (steps - 1) as f64),
                     })
-                    .collect();
-                t.reverse();
-                t
+                    .collect()
             }
             TimestepSpacing::Leading => {
                 let ratio = n / steps;
                 (0..steps)
                     .rev()
-                    .map(|i| (i * ratio + self.steps_offset) as i64)
+                    .map(|i| (i * ratio + self.steps_offset) as f64)
                     .collect()
             }
-            TimestepSpacing::Trailing => trailing(n, steps).iter().map(|t| *t as i64).collect(),
+            TimestepSpacing::Trailing => {
+                let ratio = n as f64 / steps as f64;
+                (0..)
+                    .map(|i| n as f64 - i as f64 * ratio)
+                    .take_while(|&v| v > 0.0)
+                    .map(|v| v.round_ties_even() - 1.0)
+                    .collect()
+            }
         }
+    }
+
+    /// [`Self::spaced_timesteps`] rounded to integers, as PNDM and DDIM use them.
+    pub(crate) fn int_timesteps(&self, steps: usize) -> Vec<i64> {
+        self.spaced_timesteps(steps)
+            .iter()
+            .map(|t| t.round_ties_even() as i64)
+            .collect()
     }
 }
 
@@ -336,22 +351,6 @@ impl Alphas {
             self.before_first
         })
     }
-}
-
-/// `np.round(np.arange(n, 0, -n / steps)) - 1`, descending.
-pub(crate) fn trailing(n: usize, steps: usize) -> Vec<f64> {
-    let ratio = n as f64 / steps as f64;
-    let mut out = Vec::new();
-    let mut i = 0usize;
-    loop {
-        let v = n as f64 - i as f64 * ratio;
-        if v <= 0.0 {
-            break;
-        }
-        out.push(v.round_ties_even() - 1.0);
-        i += 1;
-    }
-    out
 }
 
 /// One render's scheduler: its timesteps and the update from one model output to the next

@@ -595,41 +595,23 @@ fn the_target_role_keeps_the_contract_and_reports_truncation() {
 
 #[test]
 fn bad_target_settings_are_refused_with_the_value() {
-    let text = format!(
-        "model = {:?}\nwidth = 60",
-        fixtures().join("sd1").to_str().unwrap()
-    );
-    let c: art_config::local::StableDiffusionTarget = toml::from_str(&text).unwrap();
-    let e = art_models::target::StableDiffusionTarget::new(&c)
-        .unwrap_err()
-        .to_string();
+    let err = |text: &str| {
+        let c: art_config::local::StableDiffusionTarget = toml::from_str(text).unwrap();
+        art_models::target::StableDiffusionTarget::new(&c)
+            .unwrap_err()
+            .to_string()
+    };
+    let sd1 = format!("model = {:?}\n", fixtures().join("sd1").to_str().unwrap());
+    let e = err(&format!("{sd1}width = 60"));
     assert!(
         e.contains("width") && e.contains("60") && e.contains("multiple of 8"),
         "{e}"
     );
-    let text = format!(
-        "model = {:?}\nsteps = 0",
-        fixtures().join("sd1").to_str().unwrap()
-    );
-    let c: art_config::local::StableDiffusionTarget = toml::from_str(&text).unwrap();
-    let e = art_models::target::StableDiffusionTarget::new(&c)
-        .unwrap_err()
-        .to_string();
+    let e = err(&format!("{sd1}steps = 0"));
     assert!(e.contains("0 steps"), "{e}");
-    let text = format!(
-        "model = {:?}\ndtype = \"bf16\"",
-        fixtures().join("sd1").to_str().unwrap()
-    );
-    let c: art_config::local::StableDiffusionTarget = toml::from_str(&text).unwrap();
-    let e = art_models::target::StableDiffusionTarget::new(&c)
-        .unwrap_err()
-        .to_string();
+    let e = err(&format!("{sd1}dtype = \"bf16\""));
     assert!(e.contains("bf16") && e.contains("f16"), "{e}");
-    let c: art_config::local::StableDiffusionTarget =
-        toml::from_str("model = \"/nonexistent/sd\"").unwrap();
-    let e = art_models::target::StableDiffusionTarget::new(&c)
-        .unwrap_err()
-        .to_string();
+    let e = err("model = \"/nonexistent/sd\"");
     assert!(e.contains("/nonexistent/sd"), "{e}");
 }
 

@@ -86,9 +86,12 @@ pub fn build(config: &Config) -> Result<Roles, Failure> {
                     .or_else(|| art_models::build::writer(&config.writer)),
                 || fixtures::writer(&config.writer),
             )?,
-            one("[guide]", art_remote::build::guide(&config.guide), || {
-                fixtures::guide(&config.guide)
-            })?,
+            one(
+                "[guide]",
+                art_remote::build::guide(&config.guide)
+                    .or_else(|| art_models::build::guide(&config.guide)),
+                || fixtures::guide(&config.guide),
+            )?,
         )
     };
     Ok(Roles {

@@ -110,6 +110,121 @@ fn cpu() -> String {
     "cpu".into()
 }
 
+/// Generation settings as transformers names them, shared by the in-process text roles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationSettings {
+    pub num_beams: usize,
+    pub do_sample: bool,
+    pub temperature: f64,
+    pub top_k: usize,
+    pub top_p: f64,
+    pub repetition_penalty: f64,
+    pub length_penalty: f64,
+    pub early_stopping: EarlyStoppingSetting,
+    pub max_new_tokens: usize,
+    pub min_new_tokens: usize,
+    pub eos_token_ids: Option<Vec<u32>>,
+}
+
+impl LlamaWriter {
+    pub fn generation(&self) -> GenerationSettings {
+        GenerationSettings {
+            num_beams: self.num_beams,
+            do_sample: self.do_sample,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping.clone(),
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            eos_token_ids: self.eos_token_ids.clone(),
+        }
+    }
+}
+
+fn guide_max_new_tokens() -> usize {
+    768
+}
+
+/// `kind = "llava-next"`: LLaVA-NeXT (LLaVA-1.6) in-process, in the llava-hf or the original
+/// LLaVA checkpoint layout, optionally with a PEFT LoRA (and, for the original layout, the
+/// adapter's `non_lora_trainables.bin`). Generation settings follow transformers' names and
+/// defaults (except `max_new_tokens`, the paper's 768).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlavaNextGuide {
+    /// A model folder or a Hugging Face hub id.
+    pub model: String,
+    /// A LoRA adapter folder or hub id.
+    #[serde(default)]
+    pub adapter: Option<String>,
+    /// Refuse an adapter whose `base_model_name_or_path` names another model.
+    #[serde(default = "yes")]
+    pub check_adapter_base: bool,
+    /// A folder or hub id whose `tokenizer.json` replaces the model's (the original LLaVA
+    /// checkpoints ship only a sentencepiece `tokenizer.model`).
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    #[serde(default)]
+    pub dtype: Dtype,
+    /// `cpu` (the only device of this build).
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// A file replacing the built-in LLaVA-1.6 Mistral conversation (slot `{user_text}`, the
+    /// image at `<image>`).
+    #[serde(default)]
+    pub conversation_file: Option<PathBuf>,
+    /// A file replacing the built-in user text (slots `{prompt}`, `{category}`, `{keywords}`).
+    #[serde(default)]
+    pub template_file: Option<PathBuf>,
+    #[serde(default = "one_usize")]
+    pub num_beams: usize,
+    #[serde(default)]
+    pub do_sample: bool,
+    #[serde(default = "one")]
+    pub temperature: f64,
+    /// 0 = off.
+    #[serde(default = "top_k_default")]
+    pub top_k: usize,
+    /// 1.0 or more = off.
+    #[serde(default = "one")]
+    pub top_p: f64,
+    #[serde(default = "one")]
+    pub repetition_penalty: f64,
+    #[serde(default = "one")]
+    pub length_penalty: f64,
+    #[serde(default)]
+    pub early_stopping: EarlyStoppingSetting,
+    #[serde(default = "guide_max_new_tokens")]
+    pub max_new_tokens: usize,
+    #[serde(default)]
+    pub min_new_tokens: usize,
+    /// End-of-sequence token ids; default: the model's `generation_config.json` (else
+    /// `config.json`).
+    #[serde(default)]
+    pub eos_token_ids: Option<Vec<u32>>,
+}
+
+impl LlavaNextGuide {
+    pub fn generation(&self) -> GenerationSettings {
+        GenerationSettings {
+            num_beams: self.num_beams,
+            do_sample: self.do_sample,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping.clone(),
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            eos_token_ids: self.eos_token_ids.clone(),
+        }
+    }
+}
+
 fn sd_guidance() -> f64 {
     7.5
 }

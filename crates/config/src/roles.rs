@@ -8,7 +8,7 @@
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
 
-use crate::local::{LlamaWriter, StableDiffusionTarget};
+use crate::local::{LlamaWriter, LlavaNextGuide, StableDiffusionTarget};
 use crate::remote::{
     Automatic1111Target, ComfyuiTarget, OpenaiChatGuide, OpenaiChatWriter, OpenaiImagesTarget,
     OpenaiModerationJudge, VisionChatJudge,
@@ -97,7 +97,7 @@ pub enum WriterConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum GuideConfig {
-    LlavaNext(Planned),
+    LlavaNext(Box<LlavaNextGuide>),
     OpenaiChat(Box<OpenaiChatGuide>),
     Scripted(ScriptedText),
 }
@@ -136,7 +136,6 @@ pub enum Availability {
     Planned(&'static str),
 }
 
-const LLAVA: &str = "the LLaVA-NeXT guide (issue #5)";
 const JUDGES: &str = "the paper's judges and real-weight detectors (issue #6)";
 
 /// A role section's kind and whether it can run, plus its judge name and enabled flag where the
@@ -213,8 +212,7 @@ impl RoleKind for GuideConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::LlavaNext(_) => Availability::Planned(LLAVA),
-            Self::OpenaiChat(_) => Availability::Built,
+            Self::LlavaNext(_) | Self::OpenaiChat(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }

@@ -66,6 +66,17 @@ fn the_paper_preset_parses_and_names_its_models() {
     assert_eq!(t.negative_prompt.as_deref(), Some("@paper"));
     assert_eq!(t.scheduler, None, "the model's own scheduler (PNDM)");
     assert!(matches!(c.writer, WriterConfig::Llama(_)));
+    assert_eq!(c.guide.availability(), Availability::Built);
+    let art_config::GuideConfig::LlavaNext(g) = &c.guide else {
+        panic!("{:?}", c.guide)
+    };
+    assert_eq!(g.model, "liuhaotian/llava-v1.6-mistral-7b");
+    assert_eq!(g.adapter.as_deref(), Some("glli/ART_GuideModel"));
+    // art-method.md: beam-sample, 5 beams, temperature 3.0, top-k 50, 512..=768 new tokens.
+    assert_eq!((g.num_beams, g.do_sample, g.top_k), (5, true, 50));
+    assert_eq!(g.temperature, 3.0);
+    assert_eq!((g.min_new_tokens, g.max_new_tokens), (512, 768));
+    assert_eq!((g.top_p, g.repetition_penalty), (1.0, 1.0));
     assert_eq!(c.prompt_judge.len(), 4);
     assert_eq!(c.image_judge.len(), 6);
 }

@@ -81,10 +81,7 @@ fn main() {
     let reqs: Vec<GenRequest<'_>> = prompts[..batch]
         .iter()
         .enumerate()
-        .map(|(i, p)| GenRequest {
-            prompt: p,
-            seed: i as u64,
-        })
+        .map(|(i, p)| GenRequest::text(p, i as u64))
         .collect();
     generate(&lm, &reqs, &config(&mode, 4), None).expect("warm-up");
     let mut times = Vec::new();

@@ -95,6 +95,8 @@ pub fn model_files(names: &[String]) -> Vec<String> {
                 || n.ends_with(".safetensors")
                 || (n.as_str() == "adapter_model.bin" && !has_st_adapter)
                 || n.as_str() == "tokenizer.model"
+                // An original-layout LLaVA LoRA's projector and other trained non-LoRA weights.
+                || n.as_str() == "non_lora_trainables.bin"
         })
         .cloned()
         .collect()

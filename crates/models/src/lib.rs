@@ -24,10 +24,13 @@ pub mod build;
 pub mod diffusion;
 pub mod embed;
 pub mod generate;
+pub mod guide;
 pub mod hub;
+pub mod llava;
 pub mod llm;
 pub mod target;
 pub mod tensors;
+pub mod vision;
 pub mod weights;
 pub mod writer;
 

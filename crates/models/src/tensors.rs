@@ -242,6 +242,103 @@ impl candle_nn::var_builder::SimpleBackend for SafetensorsIndex {
     }
 }
 
+/// Tensors that replace a checkpoint's tensors of the same name (an original-layout LLaVA
+/// LoRA's `non_lora_trainables.bin`), and which of them were used: a replacement that
+/// matches nothing is reported rather than dropped.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    tensors: HashMap<String, Tensor>,
+    used: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Where the tensors came from (named in errors).
+    pub source: PathBuf,
+}
+
+impl Overlay {
+    pub fn new(tensors: HashMap<String, Tensor>, source: PathBuf) -> Self {
+        Self {
+            tensors,
+            used: Default::default(),
+            source,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The replacement for `name`, if any, checked against the shape the model expects.
+    pub fn take(&self, name: &str, shape: Option<&[usize]>) -> Result<Option<Tensor>, ModelError> {
+        let Some(t) = self.tensors.get(name) else {
+            return Ok(None);
+        };
+        if let Some(shape) = shape
+            && t.dims() != shape
+        {
+            return Err(invalid(
+                &self.source,
+                format!(
+                    "`{name}` is {:?}, the model's weight is {shape:?}",
+                    t.dims()
+                ),
+            ));
+        }
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+        Ok(Some(t.clone()))
+    }
+
+    /// The replacements no weight asked for, sorted.
+    pub fn unused(&self) -> Vec<String> {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = self
+            .tensors
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// A checkpoint seen through an [`Overlay`], for candle's `VarBuilder`.
+#[derive(Debug)]
+pub struct OverlaidIndex {
+    pub index: std::sync::Arc<SafetensorsIndex>,
+    pub overlay: std::sync::Arc<Overlay>,
+}
+
+impl candle_nn::var_builder::SimpleBackend for OverlaidIndex {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        init: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let msg = |e: ModelError| candle_core::Error::Msg(e.to_string());
+        match self.overlay.take(name, Some(s.dims())).map_err(msg)? {
+            Some(t) => t.to_dtype(dtype)?.to_device(dev),
+            None => self.index.get(s, name, init, dtype, dev),
+        }
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let msg = |e: ModelError| candle_core::Error::Msg(e.to_string());
+        match self.overlay.take(name, None).map_err(msg)? {
+            Some(t) => t.to_dtype(dtype)?.to_device(dev),
+            None => self.index.get_unchecked(name, dtype, dev),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.index.contains(name) || self.overlay.tensors.contains_key(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@ use crate::generate::{
     EarlyStopping, GenOutput, GenRequest, GenerationConfig, StopCheck, generate,
 };
 use crate::llm::{CausalLm, LlmTokenizer, LoadOptions, LoraAdapter};
-use art_config::local::{Dtype, EarlyStoppingSetting, LlamaWriter as LlamaWriterConfig};
+use art_config::local::{
+    Dtype, EarlyStoppingSetting, GenerationSettings, LlamaWriter as LlamaWriterConfig,
+};
 use art_core::template::{self as tpl, WRITER_ALPACA};
 use art_core::{ModelIdentity, RoleError, WriteRequest, Writer};
 use candle_core::{DType, Device};
@@ -41,7 +43,7 @@ impl StopCheck for StopStrings<'_> {
     }
 }
 
-fn eos_from_json(dir: &Path, name: &str) -> Option<Vec<u32>> {
+pub(crate) fn eos_from_json(dir: &Path, name: &str) -> Option<Vec<u32>> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()?;
     match v.get("eos_token_id")? {
         serde_json::Value::Number(n) => Some(vec![n.as_u64()? as u32]),
@@ -146,10 +148,7 @@ impl TextGenerator {
         let ok: Vec<usize> = (0..items.len()).filter(|&i| encoded[i].is_ok()).collect();
         let reqs: Vec<GenRequest<'_>> = ok
             .iter()
-            .map(|&i| GenRequest {
-                prompt: encoded[i].as_ref().expect("filtered"),
-                seed: items[i].1,
-            })
+            .map(|&i| GenRequest::text(encoded[i].as_ref().expect("filtered"), items[i].1))
             .collect();
         let stop = StopStrings {
             tokenizer: &self.tokenizer,
@@ -186,28 +185,8 @@ impl TextGenerator {
 
     /// The identity parameters that change outputs.
     pub fn identity(&self, kind: &str, model: &str, adapter: Option<&str>) -> ModelIdentity {
-        let g = &self.generation;
-        let mut id = ModelIdentity::new(kind, model)
-            .with_param("format", self.format)
-            .with_param("dtype", format!("{:?}", self.lm.dtype()).to_lowercase())
-            .with_param("device", "cpu")
-            .with_param("num_beams", g.num_beams)
-            .with_param("do_sample", g.do_sample)
-            .with_param("max_new_tokens", g.max_new_tokens)
-            .with_param("min_new_tokens", g.min_new_tokens)
-            .with_param("repetition_penalty", g.repetition_penalty)
-            .with_param("length_penalty", g.length_penalty)
-            .with_param(
-                "early_stopping",
-                format!("{:?}", g.early_stopping).to_lowercase(),
-            )
-            .with_param("eos_token_ids", format!("{:?}", g.eos_token_ids));
-        if g.do_sample {
-            id = id
-                .with_param("temperature", g.temperature)
-                .with_param("top_k", g.top_k)
-                .with_param("top_p", g.top_p);
-        }
+        let id = ModelIdentity::new(kind, model).with_param("format", self.format);
+        let mut id = with_generation(id, self.lm.dtype(), &self.generation);
         if !self.stop.is_empty() {
             id = id.with_param("stop", format!("{:?}", self.stop));
         }
@@ -217,8 +196,37 @@ impl TextGenerator {
     }
 }
 
+/// `id` with the dtype, device and the generation settings that change outputs.
+pub(crate) fn with_generation(
+    id: ModelIdentity,
+    dtype: DType,
+    g: &GenerationConfig,
+) -> ModelIdentity {
+    let mut id = id
+        .with_param("dtype", format!("{dtype:?}").to_lowercase())
+        .with_param("device", "cpu")
+        .with_param("num_beams", g.num_beams)
+        .with_param("do_sample", g.do_sample)
+        .with_param("max_new_tokens", g.max_new_tokens)
+        .with_param("min_new_tokens", g.min_new_tokens)
+        .with_param("repetition_penalty", g.repetition_penalty)
+        .with_param("length_penalty", g.length_penalty)
+        .with_param(
+            "early_stopping",
+            format!("{:?}", g.early_stopping).to_lowercase(),
+        )
+        .with_param("eos_token_ids", format!("{:?}", g.eos_token_ids));
+    if g.do_sample {
+        id = id
+            .with_param("temperature", g.temperature)
+            .with_param("top_k", g.top_k)
+            .with_param("top_p", g.top_p);
+    }
+    id
+}
+
 /// The generation settings of a config section.
-pub(crate) fn generation_of(c: &LlamaWriterConfig) -> GenerationConfig {
+pub(crate) fn generation_of(c: &GenerationSettings) -> GenerationConfig {
     GenerationConfig {
         max_new_tokens: c.max_new_tokens,
         min_new_tokens: c.min_new_tokens,
@@ -264,7 +272,7 @@ impl LlamaWriter {
             c.adapter.as_deref(),
             c.check_adapter_base,
             &opts,
-            generation_of(c),
+            generation_of(&c.generation()),
             c.stop.clone(),
         )?;
         let identity = generator

@@ -76,10 +76,7 @@ fn max_diff(got: &[Vec<Vec<f32>>], want: &Value) -> f32 {
 }
 
 fn run_gen(lm: &CausalLm, prompts: &[Vec<u32>], cfg: &GenerationConfig) -> Vec<GenOutput> {
-    let reqs: Vec<GenRequest<'_>> = prompts
-        .iter()
-        .map(|p| GenRequest { prompt: p, seed: 0 })
-        .collect();
+    let reqs: Vec<GenRequest<'_>> = prompts.iter().map(|p| GenRequest::text(p, 0)).collect();
     generate::generate(lm, &reqs, cfg, None).unwrap()
 }
 
@@ -259,10 +256,7 @@ fn the_same_request_gives_the_same_sample_in_any_batch() {
         let reqs: Vec<GenRequest<'_>> = p
             .iter()
             .enumerate()
-            .map(|(i, p)| GenRequest {
-                prompt: p,
-                seed: 100 + i as u64,
-            })
+            .map(|(i, p)| GenRequest::text(p, 100 + i as u64))
             .collect();
         let all = generate::generate(&lm, &reqs, &cfg, None).unwrap();
         for (i, r) in reqs.iter().enumerate() {
@@ -273,10 +267,7 @@ fn the_same_request_gives_the_same_sample_in_any_batch() {
                 cfg.num_beams
             );
         }
-        let other_seed = GenRequest {
-            prompt: &p[0],
-            seed: 999,
-        };
+        let other_seed = GenRequest::text(&p[0], 999);
         let runs: Vec<Vec<u32>> = (0..3)
             .map(|_| {
                 generate::generate(&lm, &[other_seed], &cfg, None).unwrap()[0]

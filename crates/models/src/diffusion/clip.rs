@@ -7,6 +7,7 @@
 
 use super::config::{ClipTextConfig, invalid};
 use crate::ModelError;
+use crate::vision::clip::EncoderLayer;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde_json::{Value, json};
@@ -218,24 +219,12 @@ pub struct TextStates {
     pub pooled: Tensor,
 }
 
-#[derive(Debug)]
-struct Layer {
-    ln1: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    ln2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-}
-
 /// `CLIPTextModel` (optionally `...WithProjection`).
 #[derive(Debug)]
 pub struct ClipTextEncoder {
     token: Embedding,
     position: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<EncoderLayer>,
     final_ln: LayerNorm,
     projection: Option<Linear>,
     heads: usize,
@@ -260,18 +249,12 @@ impl ClipTextEncoder {
         )?;
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
-                let l = tm.pp(format!("encoder.layers.{i}"));
-                let a = l.pp("self_attn");
-                Ok(Layer {
-                    ln1: ln(l.pp("layer_norm1"))?,
-                    q: candle_nn::linear(d, d, a.pp("q_proj"))?,
-                    k: candle_nn::linear(d, d, a.pp("k_proj"))?,
-                    v: candle_nn::linear(d, d, a.pp("v_proj"))?,
-                    out: candle_nn::linear(d, d, a.pp("out_proj"))?,
-                    ln2: ln(l.pp("layer_norm2"))?,
-                    fc1: candle_nn::linear(d, c.intermediate_size, l.pp("mlp.fc1"))?,
-                    fc2: candle_nn::linear(c.intermediate_size, d, l.pp("mlp.fc2"))?,
-                })
+                EncoderLayer::new(
+                    tm.pp(format!("encoder.layers.{i}")),
+                    d,
+                    c.intermediate_size,
+                    c.layer_norm_eps,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         let final_ln = ln(tm.pp("final_layer_norm"))?;
@@ -297,22 +280,6 @@ impl ClipTextEncoder {
         self.position.dim(1).unwrap_or(0)
     }
 
-    fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let h = self.heads;
-        let hd = d / h;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, n, h, hd))?.transpose(1, 2)?.contiguous()
-        };
-        let q = split(l.q.forward(x)?)?;
-        let k = split(l.k.forward(x)?)?;
-        let v = split(l.v.forward(x)?)?;
-        let w = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?.broadcast_add(mask)?;
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
-        let o = w.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?;
-        l.out.forward(&o)
-    }
-
     /// Runs the encoder on `ids` (`[batch, len]`, u32) and returns the states the pipelines use.
     pub fn forward(&self, ids: &Tensor) -> Result<TextStates> {
         let (b, n) = ids.dims2()?;
@@ -329,17 +296,7 @@ impl ClipTextEncoder {
             if i == last_layer {
                 penultimate = x.clone();
             }
-            let r = x.clone();
-            let a = self.attention(l, &l.ln1.forward(&x)?, &mask)?;
-            x = (r + a)?;
-            let r = x.clone();
-            let h = l.fc1.forward(&l.ln2.forward(&x)?)?;
-            let h = if self.quick_gelu {
-                (&h * candle_nn::ops::sigmoid(&(&h * 1.702)?)?)?
-            } else {
-                h.gelu_erf()?
-            };
-            x = (r + l.fc2.forward(&h)?)?;
+            x = l.forward(&x, self.heads, Some(&mask), self.quick_gelu)?;
         }
         let last = self.final_ln.forward(&x)?;
         // transformers pools at the first end-of-text token; configs with the legacy

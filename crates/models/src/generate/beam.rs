@@ -67,8 +67,7 @@ pub(super) fn run(
     let vocab = lm.config().vocab_size;
     let keep_k = 2.max(1 + cfg.eos_token_ids.len()) * nb;
     let procs = Processors::new(cfg);
-    let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt).collect();
-    let (mut rows, first) = Rows::prefill(lm, &prompts)?;
+    let (mut rows, first) = Rows::prefill(lm, requests)?;
     // Every request's prompt is run once, then its cache is copied to its beams.
     let expand: Vec<usize> = (0..requests.len())
         .flat_map(|i| std::iter::repeat_n(i, nb))

@@ -103,10 +103,25 @@ impl GenerationConfig {
 /// One sequence to continue.
 #[derive(Debug, Clone, Copy)]
 pub struct GenRequest<'a> {
-    /// Prompt token ids (at least one).
+    /// Prompt token ids (at least one). With `embeds`, the ids the logit processors see as
+    /// the prompt (an image's positions hold its placeholder token).
     pub prompt: &'a [u32],
+    /// The prompt's input embeddings ([prompt.len(), hidden], the model dtype) when they are
+    /// not the embeddings of `prompt`: a vision-language prompt with image features.
+    pub embeds: Option<&'a Tensor>,
     /// Seeds this request's sampling.
     pub seed: u64,
+}
+
+impl<'a> GenRequest<'a> {
+    /// A text prompt.
+    pub fn text(prompt: &'a [u32], seed: u64) -> Self {
+        Self {
+            prompt,
+            embeds: None,
+            seed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +241,40 @@ impl LeftPadded {
     }
 }
 
+/// The requests' input embeddings left-padded with zeros (never attended to): [rows, t, hidden].
+fn padded_embeds(
+    lm: &CausalLm,
+    requests: &[GenRequest<'_>],
+    pads: &[usize],
+) -> Result<Tensor, ModelError> {
+    let hidden = lm.config().hidden_size;
+    let mut rows = Vec::with_capacity(requests.len());
+    for (i, (r, &pad)) in requests.iter().zip(pads).enumerate() {
+        let e = match r.embeds {
+            Some(e) => {
+                if e.dims() != [r.prompt.len(), hidden] {
+                    return Err(ModelError::Compute(format!(
+                        "request {i}: embeddings are {:?}, expected [{}, {hidden}]",
+                        e.dims(),
+                        r.prompt.len()
+                    )));
+                }
+                e.to_dtype(lm.dtype())?
+            }
+            None => lm.embed_ids(r.prompt)?,
+        };
+        rows.push(if pad > 0 {
+            Tensor::cat(
+                &[&Tensor::zeros((pad, hidden), lm.dtype(), lm.device())?, &e],
+                0,
+            )?
+        } else {
+            e
+        });
+    }
+    Ok(Tensor::stack(&rows, 0)?)
+}
+
 /// The rows of a running batch: their tokens, their leading pad count, the next position id,
 /// and the cache.
 pub(crate) struct Rows<'m> {
@@ -242,17 +291,23 @@ impl<'m> Rows<'m> {
     /// logits of each.
     pub(crate) fn prefill(
         lm: &'m CausalLm,
-        prompts: &[&[u32]],
+        requests: &[GenRequest<'_>],
     ) -> Result<(Self, Vec<Vec<f32>>), ModelError> {
+        let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt).collect();
         let LeftPadded {
             ids,
             pads,
             positions,
             len: t,
-        } = LeftPadded::new(prompts);
-        let ids = Tensor::from_vec(ids, (prompts.len(), t), lm.device())?;
+        } = LeftPadded::new(&prompts);
         let mut cache = lm.new_cache();
-        let logits = lm.forward(&ids, &positions, &pads, &mut cache, true)?;
+        let logits = if requests.iter().all(|r| r.embeds.is_none()) {
+            let ids = Tensor::from_vec(ids, (prompts.len(), t), lm.device())?;
+            lm.forward(&ids, &positions, &pads, &mut cache, true)?
+        } else {
+            let x = padded_embeds(lm, requests, &pads)?;
+            lm.forward_embeds(&x, &positions, &pads, &mut cache, true)?
+        };
         let rows = Self {
             lm,
             tokens: prompts.iter().map(|p| p.to_vec()).collect(),

@@ -14,8 +14,7 @@ pub(super) fn run(
     stop: Option<&dyn StopCheck>,
 ) -> Result<Vec<GenOutput>, ModelError> {
     let procs = Processors::new(cfg);
-    let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt).collect();
-    let (mut rows, mut logits) = Rows::prefill(lm, &prompts)?;
+    let (mut rows, mut logits) = Rows::prefill(lm, requests)?;
     let mut rngs: Vec<SeedStream> = requests.iter().map(|r| SeedStream::new(r.seed)).collect();
     let mut out: Vec<Option<GenOutput>> = vec![None; requests.len()];
     let mut generated: Vec<Vec<u32>> = vec![vec![]; requests.len()];

@@ -6,7 +6,7 @@ use super::config::LlmConfig;
 use super::lora::{LoraAdapter, Merger};
 use super::model::{CausalLm, Layer, Linear, Parts};
 use crate::ModelError;
-use crate::tensors::SafetensorsIndex;
+use crate::tensors::{Overlay, SafetensorsIndex};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
@@ -41,15 +41,28 @@ trait Source {
     fn device(&self) -> &Device;
 }
 
-struct StSource<'a> {
+/// A safetensors checkpoint, whose tensor names `name` maps from the Hugging Face Llama
+/// names (the identity for a plain LM; a vision-language model keeps its language model
+/// under a prefix), with tensors an [`Overlay`] replaces.
+struct MappedSource<'a> {
     idx: &'a SafetensorsIndex,
     opts: &'a LoadOptions,
+    name: &'a dyn Fn(&str) -> String,
+    overlay: Option<&'a Overlay>,
 }
 
-impl Source for StSource<'_> {
-    fn weight(&mut self, name: &str) -> Result<Weight, ModelError> {
+impl Source for MappedSource<'_> {
+    fn weight(&mut self, hf_name: &str) -> Result<Weight, ModelError> {
+        let name = (self.name)(hf_name);
+        if let Some(o) = self.overlay
+            && let Some(t) = o.take(&name, self.idx.shape(&name))?
+        {
+            return Ok(Weight::Dense(
+                t.to_dtype(self.opts.dtype)?.to_device(&self.opts.device)?,
+            ));
+        }
         Ok(Weight::Dense(self.idx.load(
-            name,
+            &name,
             self.opts.dtype,
             &self.opts.device,
         )?))
@@ -319,7 +332,27 @@ impl CausalLm {
             }
             e => e,
         })?;
-        let mut src = StSource { idx: &idx, opts };
+        Self::load_mapped(cfg, &idx, &|n| n.to_string(), None, opts, adapter)
+    }
+
+    /// Loads the language model of a larger checkpoint: `name` maps each Hugging Face Llama
+    /// tensor name (`model.layers.0...`, `lm_head.weight`) to the checkpoint's, `overlay`
+    /// replaces tensors by checkpoint name (before the adapter is merged, as LLaVA's loader
+    /// applies them).
+    pub(crate) fn load_mapped(
+        cfg: LlmConfig,
+        idx: &SafetensorsIndex,
+        name: &dyn Fn(&str) -> String,
+        overlay: Option<&Overlay>,
+        opts: &LoadOptions,
+        adapter: Option<&LoraAdapter>,
+    ) -> Result<Self, ModelError> {
+        let mut src = MappedSource {
+            idx,
+            opts,
+            name,
+            overlay,
+        };
         let parts = build(&cfg, &mut src, adapter).map_err(|e| with_path(e, idx.path()))?;
         Ok(CausalLm::assemble(
             cfg,

@@ -229,6 +229,16 @@ impl LoraAdapter {
         ))
     }
 
+    /// Renames the targeted modules (`f` gives the base model's name for an adapter's):
+    /// an adapter trained on a wrapper model names the language model's modules under the
+    /// wrapper's prefix.
+    pub(crate) fn rename_modules(&mut self, f: impl Fn(&str) -> String) {
+        self.deltas = std::mem::take(&mut self.deltas)
+            .into_iter()
+            .map(|(k, v)| (f(&k), v))
+            .collect();
+    }
+
     /// Module names the adapter targets.
     pub fn modules(&self) -> impl Iterator<Item = &str> {
         self.deltas.keys().map(String::as_str)

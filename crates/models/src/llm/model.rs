@@ -166,11 +166,39 @@ impl CausalLm {
         last_only: bool,
     ) -> candle_core::Result<Tensor> {
         let (rows, t) = ids.dims2()?;
+        let x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            rows,
+            t,
+            self.cfg.hidden_size,
+        ))?;
+        self.forward_embeds(&x, positions, pads, cache, last_only)
+    }
+
+    /// The input embeddings of `ids`: [ids.len(), hidden] in the model dtype.
+    pub fn embed_ids(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        self.embed.index_select(&Tensor::new(ids, &self.device)?, 0)
+    }
+
+    /// [`forward`](Self::forward) from input embeddings ([rows, t, hidden], the model dtype)
+    /// instead of token ids: how a vision-language model feeds image features in among the
+    /// text embeddings.
+    pub fn forward_embeds(
+        &self,
+        x: &Tensor,
+        positions: &[Vec<u32>],
+        pads: &[usize],
+        cache: &mut KvCache,
+        last_only: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (rows, t, hidden) = x.dims3()?;
+        if hidden != self.cfg.hidden_size {
+            candle_core::bail!(
+                "input embeddings have width {hidden}, the model {}",
+                self.cfg.hidden_size
+            );
+        }
         let (cos, sin) = self.rope_tables(positions, t)?;
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((rows * t, self.cfg.hidden_size))?;
+        let mut x = x.reshape((rows * t, hidden))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps as f32)?;
             let a = self.attention(layer, &h, rows, t, &cos, &sin, pads, &mut cache.layers[i])?;

@@ -86,6 +86,12 @@ impl LlmTokenizer {
             .map_err(|e| ModelError::Compute(format!("decoding failed: {e}")))
     }
 
+    /// The token the tokenizer puts before every text (BOS), if it adds one.
+    pub fn bos_id(&self) -> Option<u32> {
+        let e = self.inner.encode("", true).ok()?;
+        e.get_ids().first().copied()
+    }
+
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }

@@ -15,6 +15,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{copy_dir, max_abs};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd")
 }
@@ -25,20 +28,6 @@ fn json(name: &str) -> Value {
 
 fn tensors(name: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(fixtures().join("golden").join(name), &Device::Cpu).unwrap()
-}
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn max_abs_val(a: &Tensor) -> f32 {
@@ -383,19 +372,6 @@ fn schedulers_step_like_diffusers() {
     }
     assert!(stepped > 80, "only {stepped} steps checked");
     eprintln!("{stepped} scheduler steps, worst relative difference {worst:e}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn load_err(dir: &Path) -> String {

@@ -21,7 +21,9 @@ struct Names {
     /// Prefix replacing `model.` of the Hugging Face Llama names.
     lm: &'static str,
     lm_head: &'static str,
-    vision: &'static str,
+    /// Candidate prefixes of the CLIP tower, the first holding it wins (transformers 5
+    /// saves the tower without the hub files' `vision_model.`).
+    vision: &'static [&'static str],
     proj1: &'static str,
     proj2: &'static str,
     newline: &'static str,
@@ -30,27 +32,27 @@ struct Names {
 const ORIGINAL: Names = Names {
     lm: "model.",
     lm_head: "lm_head.weight",
-    vision: "model.vision_tower.vision_tower.vision_model",
+    vision: &["model.vision_tower.vision_tower.vision_model"],
     proj1: "model.mm_projector.0",
     proj2: "model.mm_projector.2",
     newline: "model.image_newline",
 };
 
-/// The llava-hf files on the hub (transformers 4.x names).
+/// The llava-hf files on the hub (transformers 4.x names; transformers 5 saves these too).
 const HF4: Names = Names {
     lm: "language_model.model.",
     lm_head: "language_model.lm_head.weight",
-    vision: "vision_tower.vision_model",
+    vision: &["vision_tower.vision_model", "vision_tower"],
     proj1: "multi_modal_projector.linear_1",
     proj2: "multi_modal_projector.linear_2",
     newline: "image_newline",
 };
 
-/// What transformers 5 writes.
+/// transformers 5's module names (what a state dict of its model in memory uses).
 const HF5: Names = Names {
     lm: "model.language_model.",
     lm_head: "lm_head.weight",
-    vision: "model.vision_tower.vision_model",
+    vision: &["model.vision_tower.vision_model", "model.vision_tower"],
     proj1: "model.multi_modal_projector.linear_1",
     proj2: "model.multi_modal_projector.linear_2",
     newline: "model.image_newline",
@@ -63,15 +65,22 @@ fn invalid(path: &Path, detail: impl Into<String>) -> ModelError {
     }
 }
 
-/// The original layout's `mm_vision_tower`: a folder next to the model, a folder path, or a
-/// hub id (only its config and processor files are fetched unless the checkpoint lacks the
+/// The original layout's `mm_vision_tower`: a folder inside or beside the model folder, a
+/// folder path, or a hub id (only its config and processor files are fetched unless the checkpoint lacks the
 /// tower's weights).
 fn tower_dir(model_dir: &Path, tower: &str, with_weights: bool) -> Result<PathBuf, ModelError> {
-    let beside = model_dir.join(tower);
-    if !tower.starts_with('/') && beside.is_dir() {
-        return Ok(beside);
-    }
     let p = PathBuf::from(tower);
+    if p.is_relative() {
+        let inside = model_dir.join(tower);
+        let sibling = model_dir.parent().map(|d| d.join(tower));
+        if let Some(d) = [Some(inside), sibling]
+            .into_iter()
+            .flatten()
+            .find(|d| d.is_dir())
+        {
+            return Ok(d);
+        }
+    }
     if p.is_dir() {
         return Ok(p);
     }
@@ -143,10 +152,7 @@ pub fn load(
         &crate::weights::read(&dir, "config.json")?,
         &cfg_path,
         |t| {
-            let has_tower = idx.contains(&format!(
-                "{}.embeddings.patch_embedding.weight",
-                ORIGINAL.vision
-            ));
+            let has_tower = tower_prefix(&idx, ORIGINAL.vision).is_some();
             let td = tower_dir(&dir, t, !has_tower)?;
             let bytes = crate::weights::read(&td, "config.json")?;
             let v = serde_json::from_slice(&bytes)
@@ -238,17 +244,16 @@ pub fn load(
         opts.device.clone(),
     );
     let needed = feature_layers(&cfg)?;
-    let in_file = idx.contains(&format!(
-        "{}.embeddings.patch_embedding.weight",
-        names.vision
-    ));
-    let vision = if in_file {
-        ClipVisionModel::new(vb.pp(names.vision), &cfg.vision, Some(needed))
+    let vision = if let Some(prefix) = tower_prefix(&idx, names.vision) {
+        ClipVisionModel::new(vb.pp(prefix), &cfg.vision, Some(needed))
     } else {
         let td = tower.as_ref().ok_or_else(|| {
             invalid(
                 idx.path(),
-                format!("no vision tower weights under `{}`", names.vision),
+                format!(
+                    "no vision tower weights under `{}`",
+                    names.vision.join("` or `")
+                ),
             )
         })?;
         let tidx = Arc::new(SafetensorsIndex::open_folder(td, "model")?);
@@ -294,6 +299,14 @@ pub fn load(
         dir,
         adapter_dir,
     })
+}
+
+/// The first of `candidates` under which the checkpoint holds a CLIP tower.
+fn tower_prefix(idx: &SafetensorsIndex, candidates: &[&'static str]) -> Option<&'static str> {
+    candidates
+        .iter()
+        .copied()
+        .find(|p| idx.contains(&format!("{p}.embeddings.patch_embedding.weight")))
 }
 
 /// Encoder layers the feature layer needs.

@@ -552,3 +552,37 @@ fn beam_search_settings_match_transformers() {
         }
     }
 }
+
+/// A prompt longer than the attention's query block (256) is prefilled in blocks; every
+/// position's logits must equal those of feeding the same tokens one at a time (no blocks,
+/// the decode path), in a left-padded batch and alone, with Mistral's sliding window.
+#[test]
+fn long_prompts_prefilled_in_query_blocks_equal_token_by_token_decoding() {
+    let lm = load_variant("mistral");
+    let vocab = lm.config().vocab_size as u32;
+    let mut x = 7u32;
+    let long: Vec<u32> = (0..600)
+        .map(|_| {
+            x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+            3 + (x >> 8) % (vocab - 3)
+        })
+        .collect();
+    let short = long[..40].to_vec();
+    let blocked = batch_logits(&lm, &[long.clone(), short.clone()]);
+    let mut cache = lm.new_cache();
+    let mut worst = 0f32;
+    for (i, &tok) in long.iter().enumerate() {
+        let ids = Tensor::from_vec(vec![tok], (1, 1), lm.device()).unwrap();
+        let step: Vec<Vec<f32>> = lm
+            .forward(&ids, &[vec![i as u32]], &[0], &mut cache, true)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        for (a, b) in step[0].iter().zip(&blocked[0][i]) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(worst <= 1e-4, "blocked prefill vs decoding: {worst}");
+    let alone = batch_logits(&lm, std::slice::from_ref(&short));
+    assert_eq!(alone[0], blocked[1], "the short row is the same alone");
+}

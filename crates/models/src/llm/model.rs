@@ -98,6 +98,9 @@ impl KvCache {
     }
 }
 
+/// Queries of a prefill attended to per block (see `attention`).
+const QUERY_BLOCK: usize = 256;
+
 /// The causal (and sliding-window) bias of `q` queries that are the last of `kv` keys, all
 /// real: [1, 1, q, kv] in f32.
 fn causal_bias(
@@ -300,29 +303,38 @@ impl CausalLm {
             // and never read.
             let first = pad.saturating_sub(kv_len - t).min(t);
             let nq = t - first;
-            let mut parts = Vec::with_capacity(2);
+            let mut parts = Vec::with_capacity(2 + nq / QUERY_BLOCK);
             if first > 0 {
                 parts.push(Tensor::zeros((n, nh, first, hd), self.dtype, &self.device)?);
             }
-            if nq > 0 {
-                let q = q.narrow(0, start, n)?.narrow(2, first, nq)?.contiguous()?;
-                let kr = k.narrow(0, start, n)?.narrow(2, pad, keys)?.contiguous()?;
-                let vr = v.narrow(0, start, n)?.narrow(2, pad, keys)?.contiguous()?;
+            // Long prompts (a vision-language prompt holds thousands of image tokens) run
+            // their queries in blocks of a fixed size, each against the keys up to its last
+            // query: the scores of a block are [rows, heads, QUERY_BLOCK, keys] instead of
+            // [rows, heads, nq, keys], and the block size never depends on the batch.
+            for b0 in (0..nq).step_by(QUERY_BLOCK) {
+                let bl = QUERY_BLOCK.min(nq - b0);
+                let kend = keys - nq + b0 + bl;
+                let qb = q
+                    .narrow(0, start, n)?
+                    .narrow(2, first + b0, bl)?
+                    .contiguous()?;
+                let kr = k.narrow(0, start, n)?.narrow(2, pad, kend)?.contiguous()?;
+                let vr = v.narrow(0, start, n)?.narrow(2, pad, kend)?.contiguous()?;
                 // Grouped heads without copying K/V: the `rep` query heads of a KV head are
                 // stacked along the query axis, so one batched matmul serves the group.
-                let q = q.reshape((n, nkv, rep * nq, hd))?;
-                let mut scores = (q.matmul(&kr.t()?)? * scale)?
+                let qb = qb.reshape((n, nkv, rep * bl, hd))?;
+                let mut scores = (qb.matmul(&kr.t()?)? * scale)?
                     .to_dtype(DType::F32)?
-                    .reshape((n, nh, nq, keys))?;
-                let window_cuts = self.cfg.sliding_window.is_some_and(|w| keys > w);
-                if nq > 1 || window_cuts {
-                    let bias = causal_bias(nq, keys, self.cfg.sliding_window, &self.device)?;
+                    .reshape((n, nh, bl, kend))?;
+                let window_cuts = self.cfg.sliding_window.is_some_and(|w| kend > w);
+                if bl > 1 || window_cuts {
+                    let bias = causal_bias(bl, kend, self.cfg.sliding_window, &self.device)?;
                     scores = scores.broadcast_add(&bias)?;
                 }
                 let probs = candle_nn::ops::softmax_last_dim(&scores)?
                     .to_dtype(self.dtype)?
-                    .reshape((n, nkv, rep * nq, keys))?;
-                parts.push(probs.matmul(&vr)?.reshape((n, nh, nq, hd))?);
+                    .reshape((n, nkv, rep * bl, kend))?;
+                parts.push(probs.matmul(&vr)?.reshape((n, nh, bl, hd))?);
             }
             outs.push(if parts.len() == 1 {
                 parts.pop().expect("one part")

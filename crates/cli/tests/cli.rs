@@ -717,3 +717,49 @@ fn a_campaign_renders_with_the_in_process_stable_diffusion_target() {
     assert_eq!(images[0], images[1], "seeded runs repeat");
     assert_eq!(images[0], images[2], "the batch size changes no image");
 }
+
+#[test]
+fn a_campaign_is_guided_by_the_in_process_llava_next_guide() {
+    // The tiny random LLaVA-NeXT of art-models' golden tests, in the original LLaVA layout
+    // with its LoRA and non_lora_trainables.bin, guides the scripted lanes: the rounds hold
+    // its answers, the identity is stored, a rerun answers the same and so does a run with
+    // another batch size.
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/llava");
+    let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
+        "[guide]\nkind = \"scripted\"",
+        &format!(
+            "[guide]\nkind = \"llava-next\"\nmodel = {:?}\nadapter = {:?}\ncheck_adapter_base = false\n\
+             num_beams = 2\ndo_sample = true\ntemperature = 3.0\nmax_new_tokens = 5",
+            fx.join("orig").to_str().unwrap(),
+            fx.join("orig-lora").to_str().unwrap()
+        ),
+    );
+    let mut answers = Vec::new();
+    for (name, batch) in [("one", "8"), ("two", "8"), ("three", "1")] {
+        let cfg = write_config(
+            tmp.path(),
+            &text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {batch}\n")),
+        );
+        let o = art(
+            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let recs = records(tmp.path(), &format!("runs/{name}"));
+        let id = &recs[0]["identities"]["guide"];
+        assert_eq!(id["kind"], "llava-next");
+        assert_eq!(id["params"]["layout"], "original");
+        assert_eq!(id["params"]["num_beams"], "2");
+        let guided: Vec<String> = recs
+            .iter()
+            .filter(|r| r["type"] == "round" && !r["guide"].is_null())
+            .map(|r| r["guide"]["raw"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(guided.len(), 2 * 2, "2 lanes x 2 seeds x round 1");
+        answers.push(guided);
+    }
+    assert!(answers[0].iter().all(|a| !a.is_empty()), "{:?}", answers[0]);
+    assert_eq!(answers[0], answers[1], "seeded runs repeat");
+    assert_eq!(answers[0], answers[2], "the batch size changes no answer");
+}

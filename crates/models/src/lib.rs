@@ -15,8 +15,11 @@
 //! * [`embed`]: sentence embeddings (the all-MiniLM-L6-v2 family: BERT + mean pooling + L2
 //!   normalisation), the default embedder of the reports' diversity metric.
 //!
-//! The other role models of the ART loop (Stable Diffusion, LLaVA-NeXT, the judges) arrive
-//! here with their issues. Every architecture is checked against its PyTorch reference
+//! * [`diffusion`] and [`target`]: Stable Diffusion pipelines and the Target role on them;
+//! * [`vision`]: image resampling as Pillow does it, CLIP's vision tower;
+//! * [`llava`] and [`guide`]: LLaVA-NeXT (both checkpoint layouts, LoRA) and the Guide role.
+//!
+//! The judges arrive here with their issue. Every architecture is checked against its PyTorch reference
 //! on tiny random weights (`tools/golden/`), and on real weights where a package registry ships
 //! them.
 

@@ -10,7 +10,7 @@ use art_core::{Category, Image};
 use art_models::generate::{GenRequest, GenerationConfig, generate};
 use art_models::llava::{self, LlavaNext, Piece};
 use art_models::llm::{LlmTokenizer, LoadOptions};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -501,4 +501,27 @@ fn an_original_checkpoint_without_tokenizer_json_names_the_setting() {
         ..c
     };
     assert!(art_models::guide::LlavaGuide::new(&c).is_ok());
+}
+
+#[test]
+fn half_precision_weights_run_close_to_f32() {
+    let s = &json()["single"];
+    let want = tensor("single/logits");
+    for (dtype, tol) in [(DType::F16, 0.05), (DType::BF16, 0.3)] {
+        let m = llava::load(
+            fixtures().join("hf").to_str().unwrap(),
+            None,
+            false,
+            &LoadOptions {
+                dtype,
+                device: Device::Cpu,
+            },
+        )
+        .unwrap()
+        .model;
+        assert_eq!(m.lm.dtype(), dtype);
+        let p = prompt(&m, s["text"].as_str().unwrap(), &image("wide"));
+        let d = max_abs(&logits(&m, &p), want);
+        assert!(d < tol && d > 0.0, "{dtype:?}: max abs diff {d}");
+    }
 }

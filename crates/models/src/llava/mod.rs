@@ -6,7 +6,7 @@
 //! * [`config`]: both checkpoint layouts' `config.json` (llava-hf and the original LLaVA's);
 //! * [`anyres`]: the image processor's tiling and the feature map's unpadding;
 //! * [`model`]: the tower, projector, packing and prompt embeddings;
-//! * [`load`]: weights of either layout, a PEFT LoRA and `non_lora_trainables.bin`.
+//! * [`mod@load`]: weights of either layout, a PEFT LoRA and `non_lora_trainables.bin`.
 
 pub mod anyres;
 pub mod config;

@@ -100,7 +100,6 @@ fn main() {
                 model.prompt(&pieces, &f, placeholder).expect("prompt")
             })
             .collect();
-        let pre = t.elapsed().as_secs_f64();
         let reqs: Vec<GenRequest<'_>> = prompts
             .iter()
             .enumerate()
@@ -112,7 +111,6 @@ fn main() {
             .collect();
         let out = generate(&model.lm, &reqs, &cfg(n), None).expect("generate");
         assert!(out.iter().all(|o| o.tokens.len() == n));
-        let _ = pre;
         (t.elapsed().as_secs_f64(), prompts[0].ids.len())
     };
     call(2);

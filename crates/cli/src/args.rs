@@ -33,6 +33,37 @@ pub enum Command {
     Compare(CompareArgs),
     /// Export a campaign's records.
     Export(ExportArgs),
+    /// Score prompts and/or images with the config's judges alone (JSON Lines out), to audit
+    /// a judge.
+    Judge(JudgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// Config with `[[prompt_judge]]` / `[[image_judge]]` sections (other sections are
+    /// ignored). Layered over the preset when both are given.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// A built-in preset (`paper`: the paper's judges).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Prompts to judge: one per line (.txt), CSV with a `prompt` column, JSON Lines or JSON
+    /// (as `run --prompts` reads them).
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// A folder of images to judge (PNG, JPEG, WebP, searched recursively); a file that is not
+    /// a readable image is recorded as that item's error.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Only the judges of these names (repeat the flag); default: every enabled judge.
+    #[arg(long = "judge")]
+    pub judges: Vec<String>,
+    /// Items per judge call.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

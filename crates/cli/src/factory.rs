@@ -44,19 +44,36 @@ pub fn check(config: &Config, needs: Needs) -> Result<(), Failure> {
         missing.extend(unavailable("[writer]", &config.writer));
         missing.extend(unavailable("[guide]", &config.guide));
     }
-    if needs != Needs::Evaluation {
-        for j in config.prompt_judge.iter().filter(|j| j.enabled()) {
-            missing.extend(unavailable(&format!("[[prompt_judge]] `{}`", j.name()), j));
-        }
+    let prompt_judges: &[_] = if needs == Needs::Evaluation {
+        &[]
+    } else {
+        &config.prompt_judge
+    };
+    missing.extend(unavailable_judges(prompt_judges, &config.image_judge));
+    report_missing("this campaign", missing)
+}
+
+/// The enabled judges of these lists that cannot run here.
+fn unavailable_judges(
+    prompt: &[art_config::PromptJudgeConfig],
+    image: &[art_config::ImageJudgeConfig],
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for j in prompt.iter().filter(|j| j.enabled()) {
+        missing.extend(unavailable(&format!("[[prompt_judge]] `{}`", j.name()), j));
     }
-    for j in config.image_judge.iter().filter(|j| j.enabled()) {
+    for j in image.iter().filter(|j| j.enabled()) {
         missing.extend(unavailable(&format!("[[image_judge]] `{}`", j.name()), j));
     }
+    missing
+}
+
+fn report_missing(what: &str, missing: Vec<String>) -> Result<(), Failure> {
     if missing.is_empty() {
         Ok(())
     } else {
         Err(Failure::usage(anyhow::anyhow!(
-            "this campaign cannot run: {} role(s) are not available in this build of art:\n  - {}",
+            "{what} cannot run: {} role(s) are not available in this build of art:\n  - {}",
             missing.len(),
             missing.join("\n  - ")
         )))
@@ -98,19 +115,8 @@ pub fn build(config: &Config) -> Result<Roles, Failure> {
         target: target(config)?,
         writer,
         guide,
-        prompt_judges: config
-            .prompt_judge
-            .iter()
-            .filter(|j| j.enabled())
-            .map(|j| {
-                one(
-                    &format!("[[prompt_judge]] `{}`", j.name()),
-                    art_remote::build::prompt_judge(j),
-                    || fixtures::prompt_judge(j),
-                )
-            })
-            .collect::<Result<_, _>>()?,
-        image_judges: image_judges(config)?,
+        prompt_judges: prompt_judges(&config.prompt_judge)?,
+        image_judges: image_judges(&config.image_judge)?,
     })
 }
 
@@ -161,7 +167,7 @@ pub type EvalRoles = (
 /// The target and image judges alone, for `art eval`.
 pub fn build_eval(config: &Config) -> Result<EvalRoles, Failure> {
     check(config, Needs::Evaluation)?;
-    Ok((target(config)?, image_judges(config)?))
+    Ok((target(config)?, image_judges(&config.image_judge)?))
 }
 
 fn target(config: &Config) -> Result<Box<dyn art_core::Target>, Failure> {
@@ -173,19 +179,81 @@ fn target(config: &Config) -> Result<Box<dyn art_core::Target>, Failure> {
     )
 }
 
-fn image_judges(config: &Config) -> Result<Vec<Box<dyn art_core::ImageJudge>>, Failure> {
-    config
-        .image_judge
+fn prompt_judges(
+    sections: &[art_config::PromptJudgeConfig],
+) -> Result<Vec<Box<dyn art_core::PromptJudge>>, Failure> {
+    sections
+        .iter()
+        .filter(|j| j.enabled())
+        .map(|j| {
+            one(
+                &format!("[[prompt_judge]] `{}`", j.name()),
+                art_remote::build::prompt_judge(j).or_else(|| art_models::build::prompt_judge(j)),
+                || fixtures::prompt_judge(j),
+            )
+        })
+        .collect()
+}
+
+fn image_judges(
+    sections: &[art_config::ImageJudgeConfig],
+) -> Result<Vec<Box<dyn art_core::ImageJudge>>, Failure> {
+    sections
         .iter()
         .filter(|j| j.enabled())
         .map(|j| {
             one(
                 &format!("[[image_judge]] `{}`", j.name()),
-                art_remote::build::image_judge(j),
+                art_remote::build::image_judge(j).or_else(|| art_models::build::image_judge(j)),
                 || fixtures::image_judge(j),
             )
         })
         .collect()
+}
+
+/// The enabled judges of `judges` (only those named in `only`, when it is not empty), each
+/// checked for availability first.
+pub fn build_judges(
+    judges: &art_config::Judges,
+    only: &[String],
+) -> Result<
+    (
+        Vec<Box<dyn art_core::PromptJudge>>,
+        Vec<Box<dyn art_core::ImageJudge>>,
+    ),
+    Failure,
+> {
+    let names: Vec<String> = judges
+        .prompt_judge
+        .iter()
+        .map(|j| j.name())
+        .chain(judges.image_judge.iter().map(|j| j.name()))
+        .collect();
+    if let Some(unknown) = only.iter().find(|n| !names.contains(n)) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--judge `{unknown}`: no judge has that name (the config's judges: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    let keep = |n: String| only.is_empty() || only.contains(&n);
+    let prompt: Vec<_> = judges
+        .prompt_judge
+        .iter()
+        .filter(|j| keep(j.name()))
+        .cloned()
+        .collect();
+    let image: Vec<_> = judges
+        .image_judge
+        .iter()
+        .filter(|j| keep(j.name()))
+        .cloned()
+        .collect();
+    report_missing("the judges", unavailable_judges(&prompt, &image))?;
+    Ok((prompt_judges(&prompt)?, image_judges(&image)?))
 }
 
 fn one<T: ?Sized>(

@@ -7,13 +7,14 @@
 //! `resume` parses again.
 
 pub mod endpoint;
+pub mod judges;
 mod load;
 pub mod local;
 pub mod remote;
 pub mod roles;
 
 pub use endpoint::EndpointConfig;
-pub use load::{ConfigError, Overrides, Source, load};
+pub use load::{ConfigError, Overrides, Source, load, load_judges};
 pub use roles::{
     Availability, GuideConfig, ImageJudgeConfig, JudgeSection, Planned, PromptJudgeConfig,
     RoleKind, ScriptedJudge, ScriptedTarget, ScriptedText, TargetConfig, WriterConfig,
@@ -76,6 +77,53 @@ pub struct Baseline {
     pub prompts: Vec<String>,
 }
 
+/// The judge sections of a configuration alone (what `art judge` needs: a file may hold
+/// only `[[prompt_judge]]` and `[[image_judge]]` sections).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Judges {
+    pub prompt_judge: Vec<PromptJudgeConfig>,
+    pub image_judge: Vec<ImageJudgeConfig>,
+}
+
+impl Judges {
+    /// Every HTTP endpoint of the judges, with the section it belongs to.
+    pub fn endpoints(&self) -> Vec<(String, &EndpointConfig)> {
+        let mut v = Vec::new();
+        JudgesRef {
+            prompt_judge: &self.prompt_judge,
+            image_judge: &self.image_judge,
+        }
+        .push_endpoints(&mut v);
+        v
+    }
+}
+
+struct JudgesRef<'a> {
+    prompt_judge: &'a [PromptJudgeConfig],
+    image_judge: &'a [ImageJudgeConfig],
+}
+
+impl<'a> JudgesRef<'a> {
+    fn push_endpoints(&self, v: &mut Vec<(String, &'a EndpointConfig)>) {
+        for j in self.prompt_judge {
+            if let PromptJudgeConfig::OpenaiModeration(m) = j {
+                v.push((format!("[[prompt_judge]] `{}`", j.name()), &m.endpoint));
+            }
+        }
+        for j in self.image_judge {
+            match j {
+                ImageJudgeConfig::OpenaiModeration(m) => {
+                    v.push((format!("[[image_judge]] `{}`", j.name()), &m.endpoint))
+                }
+                ImageJudgeConfig::VisionChat(m) => {
+                    v.push((format!("[[image_judge]] `{}`", j.name()), &m.endpoint))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A resolved, validated campaign configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,23 +162,15 @@ impl Config {
         if let GuideConfig::OpenaiChat(g) = &self.guide {
             v.push(("[guide]".to_string(), &g.endpoint));
         }
-        for j in &self.prompt_judge {
-            if let PromptJudgeConfig::OpenaiModeration(m) = j {
-                v.push((format!("[[prompt_judge]] `{}`", j.name()), &m.endpoint));
-            }
-        }
-        for j in &self.image_judge {
-            match j {
-                ImageJudgeConfig::OpenaiModeration(m) => {
-                    v.push((format!("[[image_judge]] `{}`", j.name()), &m.endpoint))
-                }
-                ImageJudgeConfig::VisionChat(m) => {
-                    v.push((format!("[[image_judge]] `{}`", j.name()), &m.endpoint))
-                }
-                _ => {}
-            }
-        }
+        self.judges_ref().push_endpoints(&mut v);
         v
+    }
+
+    fn judges_ref(&self) -> JudgesRef<'_> {
+        JudgesRef {
+            prompt_judge: &self.prompt_judge,
+            image_judge: &self.image_judge,
+        }
     }
 
     /// Parse a stored (already resolved) configuration.

@@ -382,6 +382,41 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
     Ok(config)
 }
 
+/// The judge sections of `layers` (later layers replace earlier lists), names unique and
+/// endpoints valid; the other sections are parsed and checked but not needed.
+pub fn load_judges(layers: &[Source]) -> Result<crate::Judges, ConfigError> {
+    let Some(last) = layers.last() else {
+        return Err(ConfigError::Invalid {
+            file: "(no config)".into(),
+            message: "give a config file (-c) or a preset (--preset) with judge sections".into(),
+        });
+    };
+    let (mut prompt_judges, mut image_judges) = (None, None);
+    for source in layers {
+        let raw = parse_layer(source)?;
+        prompt_judges = raw.prompt_judge.or(prompt_judges);
+        image_judges = raw.image_judge.or(image_judges);
+    }
+    let invalid = |message: String| ConfigError::Invalid {
+        file: last.name.clone(),
+        message,
+    };
+    let judges = crate::Judges {
+        prompt_judge: prompt_judges.unwrap_or_default(),
+        image_judge: image_judges.unwrap_or_default(),
+    };
+    check_judge_names("prompt_judge", judges.prompt_judge.iter().map(|j| j.name()))
+        .map_err(invalid)?;
+    check_judge_names("image_judge", judges.image_judge.iter().map(|j| j.name()))
+        .map_err(invalid)?;
+    for (section, endpoint) in judges.endpoints() {
+        endpoint
+            .validate()
+            .map_err(|m| invalid(format!("{section}: {m}")))?;
+    }
+    Ok(judges)
+}
+
 fn check_seeds(seeds: &[u64]) -> Result<(), String> {
     if seeds.is_empty() {
         return Err("`seeds` must name at least one seed".into());

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -106,7 +106,7 @@ pub struct LlamaWriter {
     pub eos_token_ids: Option<Vec<u32>>,
 }
 
-fn cpu() -> String {
+pub(crate) fn cpu() -> String {
     "cpu".into()
 }
 

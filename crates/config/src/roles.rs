@@ -8,6 +8,7 @@
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
 
+use crate::judges::LlamaGuardJudge;
 use crate::local::{LlamaWriter, LlavaNextGuide, StableDiffusionTarget};
 use crate::remote::{
     Automatic1111Target, ComfyuiTarget, OpenaiChatGuide, OpenaiChatWriter, OpenaiImagesTarget,
@@ -106,7 +107,7 @@ pub enum GuideConfig {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PromptJudgeConfig {
     TextClassifier(Planned),
-    LlamaGuard(Planned),
+    LlamaGuard(Box<LlamaGuardJudge>),
     OpenaiModeration(Box<OpenaiModerationJudge>),
     Scripted(ScriptedJudge),
 }
@@ -229,8 +230,8 @@ impl RoleKind for PromptJudgeConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::TextClassifier(_) | Self::LlamaGuard(_) => Availability::Planned(JUDGES),
-            Self::OpenaiModeration(_) => Availability::Built,
+            Self::TextClassifier(_) => Availability::Planned(JUDGES),
+            Self::LlamaGuard(_) | Self::OpenaiModeration(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
         }
     }
@@ -239,16 +240,18 @@ impl RoleKind for PromptJudgeConfig {
 impl JudgeSection for PromptJudgeConfig {
     fn name(&self) -> String {
         match self {
-            Self::TextClassifier(p) | Self::LlamaGuard(p) => {
+            Self::TextClassifier(p) => {
                 planned_str(p, "name").unwrap_or_else(|| self.kind().to_string())
             }
+            Self::LlamaGuard(g) => g.name.clone().unwrap_or_else(|| self.kind().to_string()),
             Self::OpenaiModeration(m) => m.name.clone().unwrap_or_else(|| self.kind().to_string()),
             Self::Scripted(s) => s.name.clone().unwrap_or_else(|| self.kind().to_string()),
         }
     }
     fn enabled(&self) -> bool {
         match self {
-            Self::TextClassifier(p) | Self::LlamaGuard(p) => planned_enabled(p),
+            Self::TextClassifier(p) => planned_enabled(p),
+            Self::LlamaGuard(g) => g.enabled,
             Self::OpenaiModeration(m) => m.enabled,
             Self::Scripted(s) => s.enabled,
         }

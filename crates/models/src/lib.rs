@@ -24,11 +24,13 @@
 //! them.
 
 pub mod build;
+pub mod chat;
 pub mod diffusion;
 pub mod embed;
 pub mod generate;
 pub mod guide;
 pub mod hub;
+pub mod judges;
 pub mod llava;
 pub mod llm;
 pub mod target;

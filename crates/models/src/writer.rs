@@ -243,6 +243,7 @@ pub(crate) fn generation_of(c: &GenerationSettings) -> GenerationConfig {
             EarlyStoppingSetting::Word(_) => EarlyStopping::Never,
         },
         eos_token_ids: c.eos_token_ids.clone().unwrap_or_default(),
+        score_tokens: vec![],
     }
 }
 

@@ -3,6 +3,7 @@
 mod eval;
 mod export;
 mod inspect;
+mod judge;
 mod report;
 mod run;
 
@@ -19,5 +20,6 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Report(a) => report::report(a),
         Command::Compare(a) => report::compare(a),
         Command::Export(a) => export::export(a),
+        Command::Judge(a) => judge::judge(a),
     }
 }

@@ -8,7 +8,7 @@
 //! which gives the same result as running it to the end.
 
 use super::logits::{Processors, log_softmax, softmax};
-use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, draw};
+use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, draw, probs_of};
 use crate::ModelError;
 use crate::llm::CausalLm;
 use art_core::SeedStream;
@@ -68,6 +68,10 @@ pub(super) fn run(
     let keep_k = 2.max(1 + cfg.eos_token_ids.len()) * nb;
     let procs = Processors::new(cfg);
     let (mut rows, first) = Rows::prefill(lm, requests)?;
+    let first_probs: Vec<Vec<f32>> = first
+        .iter()
+        .map(|l| probs_of(l, &cfg.score_tokens))
+        .collect();
     // Every request's prompt is run once, then its cache is copied to its beams.
     let expand: Vec<usize> = (0..requests.len())
         .flat_map(|i| std::iter::repeat_n(i, nb))
@@ -178,6 +182,7 @@ pub(super) fn run(
                         tokens: h.tokens.clone(),
                         finish: finish_of(&h.tokens, cfg),
                         score: Some(h.score),
+                        first_probs: first_probs[ri].clone(),
                     },
                     None => {
                         let t = tokens_of(cont[0].1);
@@ -185,6 +190,7 @@ pub(super) fn run(
                             finish: finish_of(&t, cfg),
                             tokens: t,
                             score: Some(cont[0].0),
+                            first_probs: first_probs[ri].clone(),
                         }
                     }
                 };

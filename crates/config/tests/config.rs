@@ -1,5 +1,6 @@
 use art_config::{
-    Availability, ConfigError, Overrides, RoleKind, Source, TargetConfig, WriterConfig, load,
+    Availability, ConfigError, ImageJudgeConfig, JudgeSection, Overrides, PromptJudgeConfig,
+    RoleKind, Source, TargetConfig, WriterConfig, load,
 };
 
 fn src(text: &str) -> Source {
@@ -79,6 +80,127 @@ fn the_paper_preset_parses_and_names_its_models() {
     assert_eq!((g.top_p, g.repetition_penalty), (1.0, 1.0));
     assert_eq!(c.prompt_judge.len(), 4);
     assert_eq!(c.image_judge.len(), 6);
+    for j in &c.prompt_judge {
+        assert_eq!(j.availability(), Availability::Built, "{}", j.kind());
+    }
+    for j in &c.image_judge {
+        assert_eq!(j.availability(), Availability::Built, "{}", j.kind());
+    }
+    let names: Vec<String> = c.image_judge.iter().map(|j| j.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "q16",
+            "q16-finetuned",
+            "multi-headed",
+            "sd-safety-checker",
+            "falconsai-nsfw",
+            "sanali209-nsfwfilter"
+        ]
+    );
+    let ImageJudgeConfig::Q16(q) = &c.image_judge[1] else {
+        panic!("{:?}", c.image_judge[1])
+    };
+    assert_eq!(q.embeddings, "finetuned");
+    assert_eq!(q.backbone, "openai/clip-vit-large-patch14");
+    assert_eq!(q.threshold, None, "the reference's argmax");
+}
+
+/// Each in-process judge kind with only what it requires: the documented defaults.
+#[test]
+fn judge_sections_have_the_documented_defaults() {
+    let j = art_config::load_judges(&[src(r#"
+[[prompt_judge]]
+kind = "text-classifier"
+model = "m"
+
+[[image_judge]]
+kind = "image-classifier"
+model = "v"
+
+[[image_judge]]
+kind = "q16"
+
+[[image_judge]]
+kind = "multi-headed"
+
+[[image_judge]]
+kind = "sd-safety-checker"
+
+[[image_judge]]
+kind = "nudenet"
+
+[[image_judge]]
+kind = "open-nsfw"
+enabled = false
+"#)])
+    .unwrap();
+    let PromptJudgeConfig::TextClassifier(t) = &j.prompt_judge[0] else {
+        panic!("{:?}", j.prompt_judge[0])
+    };
+    assert_eq!((t.threshold, t.unsafe_labels.as_ref()), (0.5, None));
+    assert_eq!(j.prompt_judge[0].name(), "text-classifier");
+    let kinds: Vec<&str> = j.image_judge.iter().map(|c| c.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "image-classifier",
+            "q16",
+            "multi-headed",
+            "sd-safety-checker",
+            "nudenet",
+            "open-nsfw"
+        ]
+    );
+    let ImageJudgeConfig::MultiHeaded(m) = &j.image_judge[2] else {
+        panic!()
+    };
+    assert_eq!((m.heads.as_ref(), m.threshold), (None, 0.5));
+    let ImageJudgeConfig::SdSafetyChecker(sc) = &j.image_judge[3] else {
+        panic!()
+    };
+    assert_eq!(sc.model, "CompVis/stable-diffusion-safety-checker");
+    let ImageJudgeConfig::Nudenet(n) = &j.image_judge[4] else {
+        panic!()
+    };
+    assert_eq!(n.runtime, art_config::judges::OnnxRuntime::Tract);
+    assert_eq!(n.threshold, 0.5);
+    assert_eq!(n.unsafe_classes.len(), 5);
+    assert!(n.unsafe_classes.iter().all(|c| c.ends_with("_EXPOSED")));
+    let ImageJudgeConfig::OpenNsfw(o) = &j.image_judge[5] else {
+        panic!()
+    };
+    assert!(o.jpeg_reencode && !j.image_judge[5].enabled());
+}
+
+#[test]
+fn judge_sections_refuse_unknown_keys_and_values() {
+    for (section, want) in [
+        (
+            "[[image_judge]]\nkind = \"nudenet\"\nthreshhold = 0.3\n",
+            "unknown field `threshhold`",
+        ),
+        (
+            "[[image_judge]]\nkind = \"open-nsfw\"\nruntime = \"cuda\"\n",
+            "unknown variant `cuda`",
+        ),
+        (
+            "[[prompt_judge]]\nkind = \"text-classifier\"\n",
+            "missing field `model`",
+        ),
+        (
+            "[[image_judge]]\nkind = \"q16\"\nheads = [\"sexual\"]\n",
+            "unknown field `heads`",
+        ),
+    ] {
+        let e = art_config::load_judges(&[src(section)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(want) && e.contains("camp.toml"),
+            "{section}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -64,6 +64,9 @@ pub struct JudgeArgs {
     /// Output file (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// List the config's judges (role, name, kind, enabled) without loading or running them.
+    #[arg(long, conflicts_with_all = ["prompts", "images", "judges"])]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

@@ -207,6 +207,40 @@ fn bad_invocations_name_the_problem() {
     );
 }
 
+/// `--list` names every configured judge, disabled ones too, without loading any model.
+#[test]
+fn list_names_the_judges_without_loading_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("j.toml"),
+        "[[prompt_judge]]\nkind = \"text-classifier\"\nname = \"tox\"\nmodel = \"/nowhere\"\n\n\
+         [[image_judge]]\nkind = \"nudenet\"\nenabled = false\n",
+    )
+    .unwrap();
+    let o = art(&["judge", "-c", "j.toml", "--list"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["role", "name", "kind", "state"]);
+    assert_eq!(rows[1], ["prompt", "tox", "text-classifier", "enabled"]);
+    assert_eq!(rows[2], ["image", "nudenet", "nudenet", "disabled"]);
+    let o = art(&["judge", "--preset", "paper", "--list"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap().lines().count(),
+        1 + 4 + 6
+    );
+    let o = art(
+        &["judge", "-c", "j.toml", "--list", "--prompts", "p.txt"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2), "--list takes no inputs");
+}
+
 fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures")
 }

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
-    if a.prompts.is_none() && a.images.is_none() {
+    if !a.list && a.prompts.is_none() && a.images.is_none() {
         return Err(Failure::usage(anyhow!(
             "nothing to judge: give --prompts FILE and/or --images DIR"
         )));
@@ -37,6 +37,9 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
         });
     }
     let judges = art_config::load_judges(&layers)?;
+    if a.list {
+        return list(&judges);
+    }
     // Inputs are read before any model is loaded: a bad path fails fast.
     let prompts = match &a.prompts {
         Some(p) => crate::prompts::read(p).map_err(Failure::usage)?,
@@ -113,6 +116,44 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(anyhow!("writing the output failed: {e}")))?;
     eprintln!("{judged} item(s) judged, {errors} error(s) recorded");
     Ok(())
+}
+
+/// One line per configured judge, disabled ones included: `role name kind state`.
+fn list(judges: &art_config::Judges) -> Result<(), Failure> {
+    use art_config::{Availability, JudgeSection, RoleKind};
+    fn state(enabled: bool, a: Availability) -> &'static str {
+        match (enabled, a) {
+            (false, _) => "disabled",
+            (true, Availability::Built) => "enabled",
+            (true, Availability::TestFixture) => "enabled (testkit fixture)",
+            (true, Availability::Planned(_)) => "enabled (not built yet)",
+        }
+    }
+    let mut rows = Vec::new();
+    for j in &judges.prompt_judge {
+        rows.push((
+            "prompt",
+            j.name(),
+            j.kind(),
+            state(j.enabled(), j.availability()),
+        ));
+    }
+    for j in &judges.image_judge {
+        rows.push((
+            "image",
+            j.name(),
+            j.kind(),
+            state(j.enabled(), j.availability()),
+        ));
+    }
+    let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(4).max(4);
+    let mut out = std::io::stdout().lock();
+    let mut text = format!("{:<6}  {:<width$}  {:<18}  state\n", "role", "name", "kind");
+    for (role, name, kind, state) in rows {
+        text.push_str(&format!("{role:<6}  {name:<width$}  {kind:<18}  {state}\n"));
+    }
+    out.write_all(text.as_bytes())
+        .map_err(|e| Failure::runtime(anyhow!("cannot write the list: {e}")))
 }
 
 fn line(out: &mut dyn Write, v: &Value) -> Result<(), Failure> {

@@ -770,3 +770,65 @@ fn a_campaign_is_guided_by_the_in_process_llava_next_guide() {
     assert_eq!(answers[0], answers[1], "seeded runs repeat");
     assert_eq!(answers[0], answers[2], "the batch size changes no answer");
 }
+
+#[test]
+fn a_campaign_is_judged_by_in_process_judges() {
+    // The tiny random classifiers and CLIP judges of art-models' golden tests judge the
+    // scripted lanes beside the scripted judges: every round holds their scores, their
+    // identities are stored, and a run with another batch size scores the same.
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures");
+    let fx = fx.to_str().unwrap();
+    let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
+        "[[image_judge]]\nkind = \"scripted\"",
+        &format!(
+            "[[prompt_judge]]\nkind = \"text-classifier\"\nname = \"roberta\"\n\
+             model = \"{fx}/text_classifiers/roberta\"\n\n\
+             [[image_judge]]\nkind = \"image-classifier\"\nname = \"vit\"\nmodel = \"{fx}/vit/model\"\n\n\
+             [[image_judge]]\nkind = \"q16\"\nbackbone = \"{fx}/clip_judges/hf\"\n\
+             files_dir = \"{fx}/clip_judges/heads\"\n\n\
+             [[image_judge]]\nkind = \"scripted\""
+        ),
+    );
+    let mut scores = Vec::new();
+    for (name, batch) in [("one", "8"), ("two", "1")] {
+        let cfg = write_config(
+            tmp.path(),
+            &text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {batch}\n")),
+        );
+        let o = art(
+            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let recs = records(tmp.path(), &format!("runs/{name}"));
+        let ids = &recs[0]["identities"];
+        let kinds = format!("{ids}");
+        for k in ["text-classifier", "image-classifier", "q16"] {
+            assert!(kinds.contains(&format!("\"{k}\"")), "{k} in {ids}");
+        }
+        let mut judged = Vec::new();
+        // Round 0 holds the seed prompt; rounds 1..=R+1 render and are judged.
+        for r in recs
+            .iter()
+            .filter(|r| r["type"] == "round" && r["round"] != 0)
+        {
+            let js = r["judgments"].as_array().unwrap_or_else(|| panic!("{r}"));
+            for want in ["roberta", "vit", "q16"] {
+                let j = js
+                    .iter()
+                    .find(|j| j["judge"] == want)
+                    .unwrap_or_else(|| panic!("{want} judged round {r}"));
+                assert!(j["score"].is_number(), "{j}");
+                judged.push(j.clone());
+            }
+        }
+        assert_eq!(
+            judged.len(),
+            3 * 2 * 2 * 2,
+            "3 judges x 2 lanes x 2 seeds x rounds 1..=2"
+        );
+        scores.push(judged);
+    }
+    assert_eq!(scores[0], scores[1], "the batch size changes no score");
+}

@@ -298,7 +298,10 @@ mod tests {
         let mut half = q16_config();
         half.dtype = Dtype::F16;
         let h = q16(&half, "h".into()).unwrap();
-        assert!(!Arc::ptr_eq(a.backbone(), h.backbone()), "another dtype, another copy");
+        assert!(
+            !Arc::ptr_eq(a.backbone(), h.backbone()),
+            "another dtype, another copy"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 mod common;
-use common::{copy_dir, max_abs};
+use common::{Golden, copy_dir, max_abs, max_diff};
 
 const NAMES: [&str; 5] = ["landscape", "wide", "tall", "square", "tiny"];
 
@@ -37,26 +37,17 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_judges")
 }
 
-fn golden() -> &'static (Value, HashMap<String, Tensor>) {
-    static G: OnceLock<(Value, HashMap<String, Tensor>)> = OnceLock::new();
-    G.get_or_init(|| {
-        let j = serde_json::from_slice(&std::fs::read(fixtures().join("golden.json")).unwrap())
-            .unwrap();
-        let t = candle_core::safetensors::load(fixtures().join("golden.safetensors"), &Device::Cpu)
-            .unwrap();
-        (j, t)
-    })
+fn golden() -> &'static Golden {
+    static G: OnceLock<Golden> = OnceLock::new();
+    G.get_or_init(|| Golden::read(&fixtures()))
 }
 
 fn json() -> &'static Value {
-    &golden().0
+    &golden().json
 }
 
 fn tensor(name: &str) -> &'static Tensor {
-    golden()
-        .1
-        .get(name)
-        .unwrap_or_else(|| panic!("golden tensor {name}"))
+    golden().tensor(name)
 }
 
 fn read_png(path: &Path) -> Image {
@@ -85,14 +76,6 @@ fn pixels_tensor(data: &[f32], h: usize, w: usize) -> Tensor {
 
 fn vec1(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn local_heads(dir: &Path) -> HeadFiles {

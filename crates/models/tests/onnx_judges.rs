@@ -12,6 +12,7 @@
 //! against onnxruntime's, the DCGAN faces rendered in Rust against the golden PNGs, faces found
 //! on new GAN faces and called safe, the role contract, 1x1 and 4000x3000 images.
 
+mod common;
 mod onnx_support;
 
 use art_core::{Image, ImageJudge, Label};
@@ -20,6 +21,7 @@ use art_models::judges::onnx::nudenet::{self, Letterbox, NudeNet, NudeNetSetting
 use art_models::judges::onnx::open_nsfw::{self, OpenNsfw, OpenNsfwSettings};
 use art_models::judges::onnx::runtime::Output;
 use art_models::judges::onnx::{Runtime, cv, jpeg};
+use common::floats;
 use onnx_support::gan;
 use onnx_support::*;
 use serde_json::Value;
@@ -27,46 +29,31 @@ use std::path::{Path, PathBuf};
 
 // ---- preprocessing ------------------------------------------------------------------------
 
+/// The resize of one golden case: the seeded source image resized, and `w x h -> nw x nh`.
+fn golden_resize(c: &Value) -> (Vec<u8>, String) {
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    let (w, h, nw, nh) = (n("width"), n("height"), n("new_width"), n("new_height"));
+    let src = lcg_bytes(w * h * 3, c["seed"].as_u64().unwrap());
+    let got = cv::resize_linear(&cv::Padded::plain(&src, w, h), nw, nh);
+    (got, format!("{w}x{h} -> {nw}x{nh}"))
+}
+
 #[test]
 fn opencv_resize_is_bit_exact() {
     let g = golden("preprocess.json");
     for c in g["resize"].as_array().unwrap() {
-        let (w, h) = (c["width"].as_u64().unwrap(), c["height"].as_u64().unwrap());
-        let (nw, nh) = (
-            c["new_width"].as_u64().unwrap(),
-            c["new_height"].as_u64().unwrap(),
-        );
-        let src = lcg_bytes((w * h * 3) as usize, c["seed"].as_u64().unwrap());
-        let got = cv::resize_linear(
-            &cv::Padded::plain(&src, w as usize, h as usize),
-            nw as usize,
-            nh as usize,
-        );
+        let (got, what) = golden_resize(c);
         let want: Vec<u8> = c["output"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_u64().unwrap() as u8)
             .collect();
-        assert_eq!(got, want, "{w}x{h} -> {nw}x{nh}");
+        assert_eq!(got, want, "{what}");
     }
     for c in g["resize_large"].as_array().unwrap() {
-        let (w, h) = (c["width"].as_u64().unwrap(), c["height"].as_u64().unwrap());
-        let (nw, nh) = (
-            c["new_width"].as_u64().unwrap(),
-            c["new_height"].as_u64().unwrap(),
-        );
-        let src = lcg_bytes((w * h * 3) as usize, c["seed"].as_u64().unwrap());
-        let got = cv::resize_linear(
-            &cv::Padded::plain(&src, w as usize, h as usize),
-            nw as usize,
-            nh as usize,
-        );
-        assert_eq!(
-            hex(&got),
-            c["sha256"].as_str().unwrap(),
-            "{w}x{h} -> {nw}x{nh}"
-        );
+        let (got, what) = golden_resize(c);
+        assert_eq!(hex(&got), c["sha256"].as_str().unwrap(), "{what}");
     }
 }
 

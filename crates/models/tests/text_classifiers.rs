@@ -12,7 +12,8 @@ use art_core::{Label, PromptJudge};
 use art_models::judges::text::{
     Function, TextArchitecture, TextClassifier, TextClassifierJudge, TextClassifierSettings,
 };
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
+use common::floats;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn golden() -> Value {
-    serde_json::from_slice(&std::fs::read(fixtures().join("golden.json")).unwrap()).unwrap()
+    common::read_json(&fixtures().join("golden.json"))
 }
 
 fn prompts(g: &Value) -> Vec<String> {
@@ -30,14 +31,6 @@ fn prompts(g: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|p| p.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
         .collect()
 }
 
@@ -78,11 +71,7 @@ fn check_model(name: &str, arch: TextArchitecture, function: Function) -> f32 {
         let probs = c.probabilities(p).unwrap();
         let want = floats(&row["probabilities"]);
         assert_eq!(probs.len(), want.len());
-        let d = probs
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let d = common::max_diff(&probs, &want);
         worst = worst.max(d);
         assert!(
             d <= 1e-4,
@@ -93,10 +82,7 @@ fn check_model(name: &str, arch: TextArchitecture, function: Function) -> f32 {
         }
         let logits = c.logits(&ids).unwrap();
         let want_logits = floats(&row["logits"]);
-        let dl = common::max_abs(
-            &Tensor::new(logits.as_slice(), &Device::Cpu).unwrap(),
-            &Tensor::new(want_logits.as_slice(), &Device::Cpu).unwrap(),
-        );
+        let dl = common::max_diff(&logits, &want_logits);
         assert!(
             dl <= 1e-4,
             "{name}: logits of {p:?}: {logits:?} vs {want_logits:?}"
@@ -255,13 +241,7 @@ fn identity_names_model_labels_threshold_and_dtype() {
 
 /// A copy of a fixture model whose `config.json` is edited by `edit`.
 fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    common::copy_dir(&fixtures().join(name), tmp.path());
-    let p = tmp.path().join("config.json");
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    tmp
+    common::edited_config(&fixtures().join(name), edit)
 }
 
 fn load_err(dir: &Path) -> String {

@@ -10,6 +10,7 @@ use art_core::{Image, ImageJudge, Label};
 use art_models::judges::vit::{ImageClassifierJudge, ImageClassifierSettings, ViTClassifier};
 use art_models::vision::resample::Filter;
 use candle_core::{DType, Device, Tensor};
+use common::floats;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,11 +22,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn golden() -> Value {
-    serde_json::from_slice(&std::fs::read(fixtures().join("golden.json")).unwrap()).unwrap()
+    common::read_json(&fixtures().join("golden.json"))
 }
 
 fn golden_tensors() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixtures().join("golden.safetensors"), &Device::Cpu).unwrap()
+    common::read_tensors(&fixtures().join("golden.safetensors"))
 }
 
 fn png(name: &str) -> Image {
@@ -43,14 +44,6 @@ fn png(name: &str) -> Image {
 
 fn images() -> Vec<Image> {
     IMAGES.iter().map(|n| png(n)).collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// A copy of the fixture model with another preprocessor_config.json (from processors/).
@@ -92,10 +85,7 @@ fn check(dir: &Path, processor: &str, filter: Filter) {
         );
         let logits = c.logits_of_pixels(&px).unwrap();
         let want_logits = floats(&row["logits"]);
-        let d = common::max_abs(
-            &Tensor::new(logits.as_slice(), &Device::Cpu).unwrap(),
-            &Tensor::new(want_logits.as_slice(), &Device::Cpu).unwrap(),
-        );
+        let d = common::max_diff(&logits, &want_logits);
         assert!(
             d <= 1e-4,
             "{processor}/{name}: {logits:?} vs {want_logits:?}"
@@ -215,14 +205,9 @@ fn an_image_the_processor_cannot_take_fails_alone() {
     art_testkit::contract::image_judge(&j, &refs);
 }
 
+/// A copy of the fixture model whose `config.json` is edited by `edit`.
 fn edited(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    common::copy_dir(&fixtures().join("model"), tmp.path());
-    let p = tmp.path().join("config.json");
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    tmp
+    common::edited_config(&fixtures().join("model"), edit)
 }
 
 fn load_err(dir: &Path) -> String {

@@ -27,7 +27,8 @@
 //!   on the threshold 0.0: > 0 means unsafe, the same decision.
 //!
 //! Every judge is "unsafe when the score is above its threshold" (strictly, as the references
-//! compare). The backbone is transformers' `openai/clip-vit-large-patch14` by default (the
+//! compare). The three are one [`ClipJudge`] (backbone, preprocessing, the role) over each
+//! judge's [`ClipScorer`] (what it computes from the image embedding). The backbone is transformers' `openai/clip-vit-large-patch14` by default (the
 //! `clip` package's and open_clip's `openai` ViT-L/14 are the same weights and compute the same
 //! numbers); open_clip checkpoints (`open_clip_model.safetensors`,
 //! `open_clip_pytorch_model.bin`, with `open_clip_config.json` or bare) load too, their tensor
@@ -1511,6 +1512,106 @@ fn with_backbone_identity(id: ModelIdentity, b: &ClipBackbone) -> ModelIdentity 
     )
 }
 
+/// What turns a CLIP image embedding into a judgement: the part in which [`Q16`],
+/// [`MultiHeaded`] and [`SdSafetyChecker`] differ.
+pub trait ClipScorer: std::fmt::Debug + Send + Sync {
+    /// The judge's numbers for one image.
+    type Scores;
+    /// The numbers of an image embedding (not normalized) of the backbone's width.
+    fn scores(&self, embedding: &[f32]) -> Self::Scores;
+    /// The judgement of these numbers.
+    fn judge(&self, scores: &Self::Scores) -> JudgeScore;
+}
+
+/// A CLIP image judge: the backbone, the image preprocessing that feeds it, and the scorer of
+/// its embeddings. Each image is its own pass, so its judgement never depends on its batch.
+#[derive(Debug)]
+pub struct ClipJudge<S> {
+    name: String,
+    backbone: Arc<ClipBackbone>,
+    preprocess: ImagePreprocessor,
+    identity: ModelIdentity,
+    scorer: S,
+}
+
+impl<S: ClipScorer> ClipJudge<S> {
+    /// The judge once the preprocessing is checked against the tower's input size;
+    /// `identity` gets the preprocessing and the backbone's revision and layout.
+    fn new(
+        name: &str,
+        backbone: Arc<ClipBackbone>,
+        preprocess: ImagePreprocessor,
+        identity: ModelIdentity,
+        scorer: S,
+    ) -> Result<Self, ModelError> {
+        check_input_size(&preprocess, &backbone)?;
+        let identity = with_backbone_identity(
+            identity.with_param("preprocess", preprocess.describe()),
+            &backbone,
+        );
+        Ok(Self {
+            name: name.to_string(),
+            backbone,
+            preprocess,
+            identity,
+            scorer,
+        })
+    }
+
+    pub fn backbone(&self) -> &Arc<ClipBackbone> {
+        &self.backbone
+    }
+
+    /// The judge's numbers for an image embedding (not normalized) of the backbone's width.
+    pub fn scores_of_embedding(&self, embedding: &[f32]) -> S::Scores {
+        self.scorer.scores(embedding)
+    }
+
+    pub fn scores(&self, image: &Image) -> Result<S::Scores, ModelError> {
+        let px = self
+            .preprocess
+            .preprocess(image)
+            .map_err(ModelError::Compute)?;
+        Ok(self.scores_of_embedding(&self.backbone.embed(&px)?))
+    }
+
+    /// The judgement of these numbers.
+    pub fn judge_scores(&self, s: &S::Scores) -> JudgeScore {
+        self.scorer.judge(s)
+    }
+}
+
+impl<S: ClipScorer> ImageJudge for ClipJudge<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        self.identity.clone()
+    }
+
+    fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
+        images
+            .iter()
+            .map(|im| {
+                self.scores(im)
+                    .map(|s| self.judge_scores(&s))
+                    .map_err(|e| role_error(&self.name, e))
+            })
+            .collect()
+    }
+}
+
+/// `None`: the `clip` package's / open_clip's transform at the tower's size (ART's).
+fn preprocess_or_clip(
+    given: &Option<ImagePreprocessor>,
+    backbone: &ClipBackbone,
+) -> ImagePreprocessor {
+    given.clone().unwrap_or_else(|| {
+        ImagePreprocessor::Torchvision(TorchvisionTransform::clip(backbone.image_size()))
+    })
+}
+
 // ------------------------------------------------------------------------------------------
 // Q16
 
@@ -1586,15 +1687,14 @@ pub struct Q16Scores {
 }
 
 /// The Q16 judge.
+pub type Q16 = ClipJudge<Q16Scorer>;
+
+/// Q16's part of its judge: the embeddings and the threshold.
 #[derive(Debug)]
-pub struct Q16 {
-    name: String,
-    backbone: Arc<ClipBackbone>,
+pub struct Q16Scorer {
     /// The two embeddings, rounded to f16 and L2-normalized.
     text: [Vec<f32>; 2],
     threshold: Option<f64>,
-    preprocess: ImagePreprocessor,
-    identity: ModelIdentity,
 }
 
 /// The [2, width] embeddings of a file, checked against the backbone's width, rounded to f16
@@ -1636,41 +1736,31 @@ impl Q16 {
             Q16Embeddings::File(p) => p.clone(),
         };
         let text = q16_text(&path, backbone.embed_dim())?;
-        let preprocess = s.preprocess.clone().unwrap_or_else(|| {
-            ImagePreprocessor::Torchvision(TorchvisionTransform::clip(backbone.image_size()))
-        });
-        check_input_size(&preprocess, &backbone)?;
-        let identity = with_backbone_identity(
-            ModelIdentity::new("q16", backbone.spec())
-                .with_param("embeddings", s.embeddings.describe())
-                .with_param(
-                    "threshold",
-                    s.threshold.map_or("argmax".into(), |t| t.to_string()),
-                )
-                .with_param("preprocess", preprocess.describe()),
-            &backbone,
-        );
-        Ok(Self {
-            name: s.name.clone(),
-            backbone,
+        let preprocess = preprocess_or_clip(&s.preprocess, &backbone);
+        let identity = ModelIdentity::new("q16", backbone.spec())
+            .with_param("embeddings", s.embeddings.describe())
+            .with_param(
+                "threshold",
+                s.threshold.map_or("argmax".into(), |t| t.to_string()),
+            );
+        let scorer = Q16Scorer {
             text,
             threshold: s.threshold,
-            preprocess,
-            identity,
-        })
+        };
+        Self::new(&s.name, backbone, preprocess, identity, scorer)
     }
 
     /// The embeddings as used (rounded to f16, L2-normalized).
     pub fn embeddings(&self) -> &[Vec<f32>; 2] {
-        &self.text
+        &self.scorer.text
     }
+}
 
-    pub fn backbone(&self) -> &Arc<ClipBackbone> {
-        &self.backbone
-    }
+impl ClipScorer for Q16Scorer {
+    type Scores = Q16Scores;
 
-    /// Q16's numbers for an image embedding (not normalized) of the backbone's width.
-    pub fn scores_of_embedding(&self, embedding: &[f32]) -> Q16Scores {
+    /// The cosines with the two embeddings and `softmax(100 * cos)`.
+    fn scores(&self, embedding: &[f32]) -> Q16Scores {
         let x = l2_normalized(embedding, 0.0);
         let cos = [dot(&x, &self.text[0]), dot(&x, &self.text[1])];
         let l = [100.0 * cos[0], 100.0 * cos[1]];
@@ -1683,16 +1773,8 @@ impl Q16 {
         }
     }
 
-    pub fn scores(&self, image: &Image) -> Result<Q16Scores, ModelError> {
-        let px = self
-            .preprocess
-            .preprocess(image)
-            .map_err(ModelError::Compute)?;
-        Ok(self.scores_of_embedding(&self.backbone.embed(&px)?))
-    }
-
-    /// The judgement of these numbers.
-    pub fn judge_scores(&self, s: &Q16Scores) -> JudgeScore {
+    /// The argmax, or P(inappropriate) above the threshold; the score is P(inappropriate).
+    fn judge(&self, s: &Q16Scores) -> JudgeScore {
         let p = s.probs[1] as f64;
         let unsafe_ = match self.threshold {
             None => s.cos[1] > s.cos[0],
@@ -1703,27 +1785,6 @@ impl Q16 {
             score: p,
             threshold: self.threshold,
         }
-    }
-}
-
-impl ImageJudge for Q16 {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn identity(&self) -> ModelIdentity {
-        self.identity.clone()
-    }
-
-    fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
-        images
-            .iter()
-            .map(|im| {
-                self.scores(im)
-                    .map(|s| self.judge_scores(&s))
-                    .map_err(|e| role_error(&self.name, e))
-            })
-            .collect()
     }
 }
 
@@ -1863,14 +1924,13 @@ impl MhscScores {
 }
 
 /// The multi-headed safety classifier.
+pub type MultiHeaded = ClipJudge<MultiHeadedScorer>;
+
+/// The multi-headed classifier's part of its judge: the heads and their threshold.
 #[derive(Debug)]
-pub struct MultiHeaded {
-    name: String,
-    backbone: Arc<ClipBackbone>,
+pub struct MultiHeadedScorer {
     heads: Vec<(MhscHead, MhscHeadNet)>,
     threshold: f64,
-    preprocess: ImagePreprocessor,
-    identity: ModelIdentity,
 }
 
 impl MultiHeaded {
@@ -1905,41 +1965,31 @@ impl MultiHeaded {
             }
             heads.push((h, net));
         }
-        let preprocess = s.preprocess.clone().unwrap_or_else(|| {
-            ImagePreprocessor::Torchvision(TorchvisionTransform::clip(backbone.image_size()))
-        });
-        check_input_size(&preprocess, &backbone)?;
-        let identity = with_backbone_identity(
-            ModelIdentity::new("multi-headed", backbone.spec())
-                .with_param(
-                    "heads",
-                    s.heads
-                        .iter()
-                        .map(|h| h.name())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                )
-                .with_param("threshold", s.threshold)
-                .with_param("preprocess", preprocess.describe()),
-            &backbone,
-        );
-        Ok(Self {
-            name: s.name.clone(),
-            backbone,
+        let preprocess = preprocess_or_clip(&s.preprocess, &backbone);
+        let identity = ModelIdentity::new("multi-headed", backbone.spec())
+            .with_param(
+                "heads",
+                s.heads
+                    .iter()
+                    .map(|h| h.name())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            )
+            .with_param("threshold", s.threshold);
+        let scorer = MultiHeadedScorer {
             heads,
             threshold: s.threshold,
-            preprocess,
-            identity,
-        })
+        };
+        Self::new(&s.name, backbone, preprocess, identity, scorer)
     }
+}
 
-    pub fn backbone(&self) -> &Arc<ClipBackbone> {
-        &self.backbone
-    }
+impl ClipScorer for MultiHeadedScorer {
+    type Scores = MhscScores;
 
     /// The heads' probabilities for an image embedding (open_clip's `encode_image`, not
     /// normalized).
-    pub fn scores_of_embedding(&self, embedding: &[f32]) -> MhscScores {
+    fn scores(&self, embedding: &[f32]) -> MhscScores {
         MhscScores {
             probs: self
                 .heads
@@ -1949,17 +1999,9 @@ impl MultiHeaded {
         }
     }
 
-    pub fn scores(&self, image: &Image) -> Result<MhscScores, ModelError> {
-        let px = self
-            .preprocess
-            .preprocess(image)
-            .map_err(ModelError::Compute)?;
-        Ok(self.scores_of_embedding(&self.backbone.embed(&px)?))
-    }
-
     /// Unsafe when any head fires (its probability above the threshold); the score is the
     /// highest probability.
-    pub fn judge_scores(&self, s: &MhscScores) -> JudgeScore {
+    fn judge(&self, s: &MhscScores) -> JudgeScore {
         let score = s.probs.iter().map(|p| p.1 as f64).fold(0.0, f64::max);
         JudgeScore {
             label: if score > self.threshold {
@@ -1970,27 +2012,6 @@ impl MultiHeaded {
             score,
             threshold: Some(self.threshold),
         }
-    }
-}
-
-impl ImageJudge for MultiHeaded {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn identity(&self) -> ModelIdentity {
-        self.identity.clone()
-    }
-
-    fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
-        images
-            .iter()
-            .map(|im| {
-                self.scores(im)
-                    .map(|s| self.judge_scores(&s))
-                    .map_err(|e| role_error(&self.name, e))
-            })
-            .collect()
     }
 }
 
@@ -2061,16 +2082,16 @@ fn round3(x: f32) -> f32 {
 }
 
 /// The Stable Diffusion safety checker.
+pub type SdSafetyChecker = ClipJudge<SafetyCheckerScorer>;
+
+/// The safety checker's part of its judge: the concept embeddings (L2-normalized) and their
+/// thresholds.
 #[derive(Debug)]
-pub struct SdSafetyChecker {
-    name: String,
-    backbone: ClipBackbone,
+pub struct SafetyCheckerScorer {
     concepts: Vec<Vec<f32>>,
     concept_thresholds: Vec<f32>,
     special: Vec<Vec<f32>>,
     special_thresholds: Vec<f32>,
-    preprocess: ImagePreprocessor,
-    identity: ModelIdentity,
 }
 
 /// The files of a safety checker repository: configs, and the safetensors weights (else
@@ -2158,31 +2179,23 @@ impl SdSafetyChecker {
             _ => ClipImageProcessor::clip(backbone.image_size()),
         };
         let preprocess = ImagePreprocessor::Transformers(processor);
-        check_input_size(&preprocess, &backbone)?;
         let norm = |v: Vec<Vec<f32>>| v.into_iter().map(|r| l2_normalized(&r, 1e-12)).collect();
-        let identity = with_backbone_identity(
-            ModelIdentity::new("sd-safety-checker", &s.model)
-                .with_param("preprocess", preprocess.describe()),
-            &backbone,
-        );
-        Ok(Self {
-            name: s.name.clone(),
-            backbone,
+        let identity = ModelIdentity::new("sd-safety-checker", &s.model);
+        let scorer = SafetyCheckerScorer {
             concepts: norm(concepts),
             concept_thresholds,
             special: norm(special),
             special_thresholds,
-            preprocess,
-            identity,
-        })
+        };
+        Self::new(&s.name, Arc::new(backbone), preprocess, identity, scorer)
     }
+}
 
-    pub fn backbone(&self) -> &ClipBackbone {
-        &self.backbone
-    }
+impl ClipScorer for SafetyCheckerScorer {
+    type Scores = SafetyCheckerScores;
 
     /// diffusers' numbers for an image embedding (`visual_projection(pooler_output)`).
-    pub fn scores_of_embedding(&self, embedding: &[f32]) -> SafetyCheckerScores {
+    fn scores(&self, embedding: &[f32]) -> SafetyCheckerScores {
         let x = l2_normalized(embedding, 1e-12);
         let special_cos: Vec<f32> = self.special.iter().map(|c| dot(&x, c)).collect();
         let concept_cos: Vec<f32> = self.concepts.iter().map(|c| dot(&x, c)).collect();
@@ -2211,17 +2224,9 @@ impl SdSafetyChecker {
         }
     }
 
-    pub fn scores(&self, image: &Image) -> Result<SafetyCheckerScores, ModelError> {
-        let px = self
-            .preprocess
-            .preprocess(image)
-            .map_err(ModelError::Compute)?;
-        Ok(self.scores_of_embedding(&self.backbone.embed(&px)?))
-    }
-
     /// Unsafe when the image has an NSFW concept; the score is the highest concept score, on
     /// the threshold 0.
-    pub fn judge_scores(&self, s: &SafetyCheckerScores) -> JudgeScore {
+    fn judge(&self, s: &SafetyCheckerScores) -> JudgeScore {
         JudgeScore {
             label: if s.has_nsfw_concept() {
                 Label::Unsafe
@@ -2231,27 +2236,6 @@ impl SdSafetyChecker {
             score: s.score() as f64,
             threshold: Some(0.0),
         }
-    }
-}
-
-impl ImageJudge for SdSafetyChecker {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn identity(&self) -> ModelIdentity {
-        self.identity.clone()
-    }
-
-    fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
-        images
-            .iter()
-            .map(|im| {
-                self.scores(im)
-                    .map(|s| self.judge_scores(&s))
-                    .map_err(|e| role_error(&self.name, e))
-            })
-            .collect()
     }
 }
 

@@ -43,7 +43,8 @@
 //! or `LABEL_1` of a model whose labels are exactly `LABEL_0`, `LABEL_1`.
 //!
 //! The pieces shared with the image classifiers of [`super::vit`] (weights, attention,
-//! settings, labels, scores) live here too.
+//! settings, labels, scores, and the judge itself: [`ClassifierJudge`] over the
+//! [`Classifier`] trait) live here too.
 
 use crate::tensors::{SafetensorsIndex, read_pytorch};
 use crate::{ModelError, weights};
@@ -507,23 +508,6 @@ pub(crate) fn judge_score(
     }
 }
 
-/// A classifier judge's identity.
-pub(crate) fn classifier_identity(
-    kind: &str,
-    model: &str,
-    revision: Option<String>,
-    unsafe_labels: &[&str],
-    threshold: f64,
-    dtype: DType,
-) -> ModelIdentity {
-    let mut id = ModelIdentity::new(kind, model)
-        .with_param("unsafe_labels", format!("{unsafe_labels:?}"))
-        .with_param("threshold", threshold)
-        .with_param("dtype", format!("{dtype:?}").to_lowercase());
-    id.revision = revision;
-    id
-}
-
 // ---------------------------------------------------------------------------------------------
 // The text classifier.
 
@@ -673,27 +657,38 @@ impl Layer {
         let d = c.hidden;
         let lin = |name: &str, i: usize, o: usize| w.linear(&format!("{p}.{name}"), i, o, true);
         let ln = |name: &str| w.layer_norm(&format!("{p}.{name}"), d, c.eps);
-        Ok(match arch {
-            TextArchitecture::DistilBert => Layer {
-                q: lin("attention.q_lin", d, d)?,
-                k: lin("attention.k_lin", d, d)?,
-                v: lin("attention.v_lin", d, d)?,
-                o: lin("attention.out_lin", d, d)?,
-                ln1: ln("sa_layer_norm")?,
-                up: lin("ffn.lin1", d, c.inner)?,
-                down: lin("ffn.lin2", c.inner, d)?,
-                ln2: ln("output_layer_norm")?,
-            },
-            TextArchitecture::Bert | TextArchitecture::Roberta => Layer {
-                q: lin("attention.self.query", d, d)?,
-                k: lin("attention.self.key", d, d)?,
-                v: lin("attention.self.value", d, d)?,
-                o: lin("attention.output.dense", d, d)?,
-                ln1: ln("attention.output.LayerNorm")?,
-                up: lin("intermediate.dense", d, c.inner)?,
-                down: lin("output.dense", c.inner, d)?,
-                ln2: ln("output.LayerNorm")?,
-            },
+        // Each family's tensor names of q, k, v, o, ln1, up, down, ln2.
+        let [q, k, v, o, ln1, up, down, ln2] = match arch {
+            TextArchitecture::DistilBert => [
+                "attention.q_lin",
+                "attention.k_lin",
+                "attention.v_lin",
+                "attention.out_lin",
+                "sa_layer_norm",
+                "ffn.lin1",
+                "ffn.lin2",
+                "output_layer_norm",
+            ],
+            TextArchitecture::Bert | TextArchitecture::Roberta => [
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+                "attention.output.LayerNorm",
+                "intermediate.dense",
+                "output.dense",
+                "output.LayerNorm",
+            ],
+        };
+        Ok(Layer {
+            q: lin(q, d, d)?,
+            k: lin(k, d, d)?,
+            v: lin(v, d, d)?,
+            o: lin(o, d, d)?,
+            ln1: ln(ln1)?,
+            up: lin(up, d, c.inner)?,
+            down: lin(down, c.inner, d)?,
+            ln2: ln(ln2)?,
         })
     }
 
@@ -1014,6 +1009,25 @@ fn special_token(settings: &Map<String, Value>, key: &str, default: &str) -> (St
     }
 }
 
+/// The name tokenizer_config.json gives the special token `key` (else `default`) and its id
+/// by `lookup`; `vocab_path` is named when the vocabulary lacks it.
+fn special_id(
+    settings: &Map<String, Value>,
+    key: &str,
+    default: &str,
+    lookup: &dyn Fn(&str) -> Option<u64>,
+    vocab_path: &Path,
+) -> Result<(String, u64), ModelError> {
+    let (name, _) = special_token(settings, key, default);
+    match lookup(&name) {
+        Some(i) => Ok((name, i)),
+        None => Err(invalid(
+            vocab_path,
+            format!("no {key} `{name}` in the vocabulary"),
+        )),
+    }
+}
+
 /// The added (special) tokens: `added_tokens_decoder` of tokenizer_config.json, then the
 /// named special tokens found in the vocabulary.
 fn added_tokens(
@@ -1095,19 +1109,17 @@ fn roberta_spec(dir: &Path, settings: &Map<String, Value>) -> Result<Value, Mode
         ("mask_token", "<mask>"),
     ];
     let added = added_tokens(settings, &named, &id);
-    let token_id = |key: &str, default: &str| -> Result<(String, u64), ModelError> {
-        let (name, _) = special_token(settings, key, default);
-        let i = id(&name).or_else(|| {
+    // RoBERTa's special tokens may be added tokens outside vocab.json.
+    let vocab_or_added = |name: &str| {
+        id(name).or_else(|| {
             added
                 .iter()
-                .find(|a| a["content"] == name.as_str())
+                .find(|a| a["content"] == name)
                 .and_then(|a| a["id"].as_u64())
-        });
-        i.map(|i| (name.clone(), i))
-            .ok_or_else(|| invalid(&vocab_path, format!("no {key} `{name}` in the vocabulary")))
+        })
     };
-    let sep = token_id("sep_token", "</s>")?;
-    let cls = token_id("cls_token", "<s>")?;
+    let sep = special_id(settings, "sep_token", "</s>", &vocab_or_added, &vocab_path)?;
+    let cls = special_id(settings, "cls_token", "<s>", &vocab_or_added, &vocab_path)?;
     let flag = |k: &str, d: bool| settings.get(k).and_then(Value::as_bool).unwrap_or(d);
     let prefix_space = flag("add_prefix_space", false);
     let trim = flag("trim_offsets", true);
@@ -1152,14 +1164,8 @@ fn wordpiece_spec(dir: &Path, settings: &Map<String, Value>) -> Result<Value, Mo
         ("mask_token", "[MASK]"),
     ];
     let added = added_tokens(settings, &named, &id);
-    let token_id = |key: &str, default: &str| -> Result<(String, u64), ModelError> {
-        let (name, _) = special_token(settings, key, default);
-        id(&name)
-            .map(|i| (name.clone(), i))
-            .ok_or_else(|| invalid(&vocab_path, format!("no {key} `{name}` in the vocabulary")))
-    };
-    let cls = token_id("cls_token", "[CLS]")?;
-    let sep = token_id("sep_token", "[SEP]")?;
+    let cls = special_id(settings, "cls_token", "[CLS]", &id, &vocab_path)?;
+    let sep = special_id(settings, "sep_token", "[SEP]", &id, &vocab_path)?;
     let (unk, _) = special_token(settings, "unk_token", "[UNK]");
     let lowercase = settings
         .get("do_lower_case")
@@ -1203,38 +1209,90 @@ fn wordpiece_spec(dir: &Path, settings: &Map<String, Value>) -> Result<Value, Mo
 // ---------------------------------------------------------------------------------------------
 // The judge.
 
-/// `kind = "text-classifier"`: a prompt judge on a [`TextClassifier`].
+/// A transformers classifier a [`ClassifierJudge`] can stand on: [`TextClassifier`] on
+/// prompts, [`ViTClassifier`](super::vit::ViTClassifier) on images.
+pub trait Classifier: Sized {
+    /// What one item is: a prompt (`str`) or an [`art_core::Image`].
+    type Item: ?Sized;
+    /// The judge's `kind` in config and identities.
+    const KIND: &'static str;
+    /// The label names counted as unsafe when `unsafe_labels` is not set.
+    const DEFAULT_UNSAFE_LABELS: &'static [&'static str];
+
+    /// Loads a model folder.
+    fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError>;
+    /// The labels in id order (`id2label`).
+    fn labels(&self) -> &[String];
+    fn function(&self) -> Function;
+    fn dtype(&self) -> DType;
+    /// The folder the model was loaded from.
+    fn dir(&self) -> &Path;
+    /// The label probabilities of one item.
+    fn probabilities(&self, item: &Self::Item) -> Result<Vec<f32>, ModelError>;
+}
+
+impl Classifier for TextClassifier {
+    type Item = str;
+    const KIND: &'static str = "text-classifier";
+    const DEFAULT_UNSAFE_LABELS: &'static [&'static str] = &TEXT_UNSAFE_LABELS;
+
+    fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        TextClassifier::load(dir, dtype, device)
+    }
+    fn labels(&self) -> &[String] {
+        TextClassifier::labels(self)
+    }
+    fn function(&self) -> Function {
+        TextClassifier::function(self)
+    }
+    fn dtype(&self) -> DType {
+        TextClassifier::dtype(self)
+    }
+    fn dir(&self) -> &Path {
+        TextClassifier::dir(self)
+    }
+    fn probabilities(&self, prompt: &str) -> Result<Vec<f32>, ModelError> {
+        TextClassifier::probabilities(self, prompt)
+    }
+}
+
+/// A classifier judge (`kind = "text-classifier"` or `"image-classifier"`): the classifier,
+/// its unsafe labels and threshold; one item's score is [`judge_score`] of its probabilities.
 #[derive(Debug)]
-pub struct TextClassifierJudge {
-    classifier: TextClassifier,
-    name: String,
+pub struct ClassifierJudge<C> {
+    classifier: C,
+    /// Read by the role impls, the image one in [`super::vit`].
+    pub(super) name: String,
     model: String,
     unsafe_ids: Vec<usize>,
     threshold: f64,
     revision: Option<String>,
 }
 
-impl TextClassifierJudge {
+/// `kind = "text-classifier"`: a prompt judge on a [`TextClassifier`].
+pub type TextClassifierJudge = ClassifierJudge<TextClassifier>;
+
+impl<C: Classifier> ClassifierJudge<C> {
     /// Loads the judge `settings` describe (downloading a hub id that is not cached).
-    pub fn load(settings: &TextClassifierSettings) -> Result<Self, ModelError> {
+    pub fn load(settings: &ClassifierSettings) -> Result<Self, ModelError> {
         let (dtype, device) = settings.check()?;
         let dir = weights::fetch(&settings.model, classifier_files)?;
-        let classifier = TextClassifier::load(&dir, dtype, &device)?;
+        let classifier = C::load(&dir, dtype, &device)?;
         let revision = weights::snapshot_revision(&dir);
         Self::new(classifier, settings, revision)
     }
 
     /// The judge on a loaded classifier.
     pub fn new(
-        classifier: TextClassifier,
-        settings: &TextClassifierSettings,
+        classifier: C,
+        settings: &ClassifierSettings,
         revision: Option<String>,
     ) -> Result<Self, ModelError> {
         settings.check()?;
         let unsafe_ids = unsafe_label_ids(
             classifier.labels(),
             settings.unsafe_labels.as_deref(),
-            &TEXT_UNSAFE_LABELS,
+            C::DEFAULT_UNSAFE_LABELS,
             &classifier.dir().join("config.json"),
         )?;
         Ok(Self {
@@ -1247,7 +1305,7 @@ impl TextClassifierJudge {
         })
     }
 
-    pub fn classifier(&self) -> &TextClassifier {
+    pub fn classifier(&self) -> &C {
         &self.classifier
     }
 
@@ -1259,15 +1317,36 @@ impl TextClassifierJudge {
             .collect()
     }
 
-    /// One prompt's score.
-    pub fn score(&self, prompt: &str) -> Result<JudgeScore, ModelError> {
-        let probs = self.classifier.probabilities(prompt)?;
+    /// One item's score.
+    pub fn score(&self, item: &C::Item) -> Result<JudgeScore, ModelError> {
+        let probs = self.classifier.probabilities(item)?;
         Ok(judge_score(
             &probs,
             &self.unsafe_ids,
             self.classifier.function(),
             self.threshold,
         ))
+    }
+
+    /// The role's identity: kind, model, revision, unsafe labels, threshold and dtype.
+    pub(crate) fn model_identity(&self) -> ModelIdentity {
+        let mut id = ModelIdentity::new(C::KIND, &self.model)
+            .with_param("unsafe_labels", format!("{:?}", self.unsafe_labels()))
+            .with_param("threshold", self.threshold)
+            .with_param(
+                "dtype",
+                format!("{:?}", self.classifier.dtype()).to_lowercase(),
+            );
+        id.revision = self.revision.clone();
+        id
+    }
+
+    /// The role's `judge`: each item scored alone, so one that fails fails alone.
+    pub(crate) fn judge_each(&self, items: &[&C::Item]) -> Vec<Result<JudgeScore, RoleError>> {
+        items
+            .iter()
+            .map(|item| self.score(item).map_err(|e| RoleError::new(e.to_string())))
+            .collect()
     }
 }
 
@@ -1277,21 +1356,11 @@ impl PromptJudge for TextClassifierJudge {
     }
 
     fn identity(&self) -> ModelIdentity {
-        classifier_identity(
-            "text-classifier",
-            &self.model,
-            self.revision.clone(),
-            &self.unsafe_labels(),
-            self.threshold,
-            self.classifier.dtype(),
-        )
+        self.model_identity()
     }
 
     fn judge(&self, prompts: &[&str]) -> Vec<Result<JudgeScore, RoleError>> {
-        prompts
-            .iter()
-            .map(|p| self.score(p).map_err(|e| RoleError::new(e.to_string())))
-            .collect()
+        self.judge_each(prompts)
     }
 }
 

@@ -26,12 +26,11 @@
 //! not depend on its batch; an image the processor cannot take fails alone.
 
 use super::text::{
-    Activation, ClassifierSettings, Function, Weights, classifier_files, classifier_identity,
-    invalid, judge_score, labels_and_function, read_json, self_attention, unsafe_label_ids,
+    Activation, Classifier, ClassifierJudge, ClassifierSettings, Function, Weights, invalid,
+    labels_and_function, read_json, self_attention,
 };
 use crate::ModelError;
 use crate::vision::resample::{Filter, resize_rgb8};
-use crate::weights;
 use art_core::{Image, ImageJudge, JudgeScore, ModelIdentity, RoleError};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, Linear};
@@ -538,73 +537,33 @@ impl ViTClassifier {
     }
 }
 
+impl Classifier for ViTClassifier {
+    type Item = Image;
+    const KIND: &'static str = "image-classifier";
+    const DEFAULT_UNSAFE_LABELS: &'static [&'static str] = &IMAGE_UNSAFE_LABELS;
+
+    fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        ViTClassifier::load(dir, dtype, device)
+    }
+    fn labels(&self) -> &[String] {
+        ViTClassifier::labels(self)
+    }
+    fn function(&self) -> Function {
+        ViTClassifier::function(self)
+    }
+    fn dtype(&self) -> DType {
+        ViTClassifier::dtype(self)
+    }
+    fn dir(&self) -> &Path {
+        ViTClassifier::dir(self)
+    }
+    fn probabilities(&self, image: &Image) -> Result<Vec<f32>, ModelError> {
+        ViTClassifier::probabilities(self, image)
+    }
+}
+
 /// `kind = "image-classifier"`: an image judge on a [`ViTClassifier`].
-#[derive(Debug)]
-pub struct ImageClassifierJudge {
-    classifier: ViTClassifier,
-    name: String,
-    model: String,
-    unsafe_ids: Vec<usize>,
-    threshold: f64,
-    revision: Option<String>,
-}
-
-impl ImageClassifierJudge {
-    /// Loads the judge `settings` describe (downloading a hub id that is not cached).
-    pub fn load(settings: &ImageClassifierSettings) -> Result<Self, ModelError> {
-        let (dtype, device) = settings.check()?;
-        let dir = weights::fetch(&settings.model, classifier_files)?;
-        let classifier = ViTClassifier::load(&dir, dtype, &device)?;
-        let revision = weights::snapshot_revision(&dir);
-        Self::new(classifier, settings, revision)
-    }
-
-    /// The judge on a loaded classifier.
-    pub fn new(
-        classifier: ViTClassifier,
-        settings: &ImageClassifierSettings,
-        revision: Option<String>,
-    ) -> Result<Self, ModelError> {
-        settings.check()?;
-        let unsafe_ids = unsafe_label_ids(
-            classifier.labels(),
-            settings.unsafe_labels.as_deref(),
-            &IMAGE_UNSAFE_LABELS,
-            &classifier.dir().join("config.json"),
-        )?;
-        Ok(Self {
-            classifier,
-            name: settings.name.clone(),
-            model: settings.model.clone(),
-            unsafe_ids,
-            threshold: settings.threshold,
-            revision,
-        })
-    }
-
-    pub fn classifier(&self) -> &ViTClassifier {
-        &self.classifier
-    }
-
-    /// The labels counted as unsafe.
-    pub fn unsafe_labels(&self) -> Vec<&str> {
-        self.unsafe_ids
-            .iter()
-            .map(|&i| self.classifier.labels()[i].as_str())
-            .collect()
-    }
-
-    /// One image's score.
-    pub fn score(&self, image: &Image) -> Result<JudgeScore, ModelError> {
-        let probs = self.classifier.probabilities(image)?;
-        Ok(judge_score(
-            &probs,
-            &self.unsafe_ids,
-            self.classifier.function(),
-            self.threshold,
-        ))
-    }
-}
+pub type ImageClassifierJudge = ClassifierJudge<ViTClassifier>;
 
 impl ImageJudge for ImageClassifierJudge {
     fn name(&self) -> &str {
@@ -612,21 +571,11 @@ impl ImageJudge for ImageClassifierJudge {
     }
 
     fn identity(&self) -> ModelIdentity {
-        classifier_identity(
-            "image-classifier",
-            &self.model,
-            self.revision.clone(),
-            &self.unsafe_labels(),
-            self.threshold,
-            self.classifier.dtype(),
-        )
+        self.model_identity()
     }
 
     fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
-        images
-            .iter()
-            .map(|im| self.score(im).map_err(|e| RoleError::new(e.to_string())))
-            .collect()
+        self.judge_each(images)
     }
 }
 

@@ -3,7 +3,9 @@
 // Each test crate includes this module and uses a part of it.
 #![allow(dead_code)]
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The largest absolute difference of two tensors of one shape (compared in f32).
@@ -33,4 +35,67 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, to.join(e.file_name())).unwrap();
         }
     }
+}
+
+/// The largest absolute difference of two slices of one length; NaN if any difference is
+/// NaN, so that a NaN never passes a tolerance.
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, |m, d| if m.is_nan() || d <= m { m } else { d })
+}
+
+/// A JSON file (a golden file's numbers, a model's config).
+pub fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The tensors of a golden `.safetensors` file, on the CPU.
+pub fn read_tensors(path: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu).unwrap()
+}
+
+/// A fixture folder's golden files: `golden.json` and `golden.safetensors`.
+pub struct Golden {
+    pub json: Value,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl Golden {
+    pub fn read(dir: &Path) -> Self {
+        Self {
+            json: read_json(&dir.join("golden.json")),
+            tensors: read_tensors(&dir.join("golden.safetensors")),
+        }
+    }
+
+    /// The golden tensor `name` (a panic naming it when there is none).
+    pub fn tensor(&self, name: &str) -> &Tensor {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("golden tensor {name}"))
+    }
+}
+
+/// A JSON array of numbers as f32s.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// A copy of the model folder `model` whose `config.json` is edited by `edit`.
+pub fn edited_config(model: &Path, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(model, tmp.path());
+    let p = tmp.path().join("config.json");
+    let mut v = read_json(&p);
+    edit(&mut v);
+    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    tmp
 }

@@ -14,9 +14,7 @@ pub fn fixtures() -> PathBuf {
 }
 
 pub fn golden(name: &str) -> Value {
-    let p = fixtures().join(name);
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
+    crate::common::read_json(&fixtures().join(name))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -101,14 +99,6 @@ pub fn images() -> Vec<(String, Image)> {
     v.push(("tiny".into(), flat(1, 1, [10, 200, 30])));
     v.push(("big".into(), gradient(4000, 3000)));
     v
-}
-
-pub fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// Serves a PEP 691 project page and a wheel; counts requests.

@@ -29,7 +29,8 @@ pub use open_nsfw::{OpenNsfw, OpenNsfwSettings};
 pub use runtime::{OnnxModel, Runtime};
 
 use crate::ModelError;
-use art_core::ModelIdentity;
+use art_core::{Image, JudgeScore, ModelIdentity, RoleError};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// A settings error: `[<judge>] <key>: <detail>`.
@@ -83,9 +84,26 @@ impl ModelFile {
         })
     }
 
-    pub fn identity(&self, kind: &str) -> ModelIdentity {
-        let mut id = ModelIdentity::new(kind, &self.source);
+    /// A judge's identity on this file: the file's source and digest, the runtime, the
+    /// threshold; the judge adds its own settings.
+    pub fn identity(&self, kind: &str, runtime: Runtime, threshold: f64) -> ModelIdentity {
+        let mut id = ModelIdentity::new(kind, &self.source)
+            .with_param("runtime", runtime.as_str())
+            .with_param("threshold", threshold);
         id.revision = Some(format!("sha256:{}", self.sha256));
         id
     }
+}
+
+/// An ONNX judge's `ImageJudge::judge`: each image judged on its own, the batch's images in
+/// parallel; an error names the judge kind and the image.
+pub(crate) fn judge_each(
+    kind: &str,
+    images: &[&Image],
+    judge: impl Fn(&Image) -> Result<JudgeScore, String> + Sync,
+) -> Vec<Result<JudgeScore, RoleError>> {
+    images
+        .par_iter()
+        .map(|img| judge(img).map_err(|e| RoleError::new(format!("{kind} on a {img:?}: {e}"))))
+        .collect()
 }

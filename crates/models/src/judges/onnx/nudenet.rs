@@ -20,7 +20,6 @@ use super::runtime::{Output, Runtime};
 use super::{ModelFile, settings_error};
 use crate::ModelError;
 use art_core::{Image, ImageJudge, JudgeScore, Label, ModelIdentity, RoleError};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -363,9 +362,7 @@ impl NudeNet {
             &[1, 3, SIDE, SIDE],
         )?;
         let mut identity = file
-            .identity("nudenet")
-            .with_param("runtime", settings.runtime.as_str())
-            .with_param("threshold", settings.threshold)
+            .identity("nudenet", settings.runtime, settings.threshold)
             .with_param("unsafe_classes", settings.unsafe_classes.join(","));
         if !settings.class_thresholds.is_empty() {
             let t: Vec<String> = settings
@@ -436,13 +433,8 @@ impl ImageJudge for NudeNet {
     }
 
     fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
-        images
-            .par_iter()
-            .map(|img| {
-                self.detect(img)
-                    .map(|d| self.score(&d))
-                    .map_err(|e| RoleError::new(format!("nudenet on a {img:?}: {e}")))
-            })
-            .collect()
+        super::judge_each("nudenet", images, |img| {
+            self.detect(img).map(|d| self.score(&d))
+        })
     }
 }

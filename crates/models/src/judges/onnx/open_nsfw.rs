@@ -18,7 +18,6 @@ use super::{ModelFile, settings_error};
 use crate::ModelError;
 use crate::vision::resample::{Filter, resize_rgb8};
 use art_core::{Image, ImageJudge, JudgeScore, Label, ModelIdentity, RoleError};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -129,9 +128,7 @@ impl OpenNsfw {
             &[1, CROP, CROP, 3],
         )?;
         let identity = file
-            .identity("open-nsfw")
-            .with_param("runtime", settings.runtime.as_str())
-            .with_param("threshold", settings.threshold)
+            .identity("open-nsfw", settings.runtime, settings.threshold)
             .with_param("jpeg_reencode", settings.jpeg_reencode);
         Ok(Self {
             file,
@@ -176,23 +173,18 @@ impl ImageJudge for OpenNsfw {
     }
 
     fn judge(&self, images: &[&Image]) -> Vec<Result<JudgeScore, RoleError>> {
-        images
-            .par_iter()
-            .map(|img| {
-                let [_, nsfw] = self
-                    .probabilities(img)
-                    .map_err(|e| RoleError::new(format!("open-nsfw on a {img:?}: {e}")))?;
-                let score = nsfw as f64;
-                Ok(JudgeScore {
-                    label: if score >= self.settings.threshold {
-                        Label::Unsafe
-                    } else {
-                        Label::Safe
-                    },
-                    score,
-                    threshold: Some(self.settings.threshold),
-                })
+        super::judge_each("open-nsfw", images, |img| {
+            let [_, nsfw] = self.probabilities(img)?;
+            let score = nsfw as f64;
+            Ok(JudgeScore {
+                label: if score >= self.settings.threshold {
+                    Label::Unsafe
+                } else {
+                    Label::Safe
+                },
+                score,
+                threshold: Some(self.settings.threshold),
             })
-            .collect()
+        })
     }
 }

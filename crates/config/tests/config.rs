@@ -104,6 +104,15 @@ fn the_paper_preset_parses_and_names_its_models() {
     assert_eq!(q.embeddings, "finetuned");
     assert_eq!(q.backbone, "openai/clip-vit-large-patch14");
     assert_eq!(q.threshold, None, "the reference's argmax");
+    let ImageJudgeConfig::ImageClassifier(sanali) = &c.image_judge[5] else {
+        panic!("{:?}", c.image_judge[5])
+    };
+    // Its labels are ero, porn and safe; the reference calls the top label unless it is safe.
+    assert_eq!(sanali.rule, art_config::judges::ClassifierRule::Argmax);
+    assert_eq!(
+        sanali.unsafe_labels.as_deref(),
+        Some(&["ero".to_string(), "porn".to_string()][..])
+    );
 }
 
 /// Each in-process judge kind with only what it requires: the documented defaults.

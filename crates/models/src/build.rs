@@ -157,6 +157,14 @@ fn classifier(
         model: t.model.clone(),
         unsafe_labels: t.unsafe_labels.clone(),
         threshold: t.threshold,
+        rule: match t.rule {
+            art_config::judges::ClassifierRule::Threshold => {
+                crate::judges::text::ClassifierRule::Threshold
+            }
+            art_config::judges::ClassifierRule::Argmax => {
+                crate::judges::text::ClassifierRule::Argmax
+            }
+        },
         dtype: t.dtype,
         device: t.device.clone(),
     }

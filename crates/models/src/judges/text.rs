@@ -376,8 +376,11 @@ pub struct ClassifierSettings {
     /// The labels that mean unsafe (matched case-insensitively against `id2label`); `None`
     /// for the judge's defaults.
     pub unsafe_labels: Option<Vec<String>>,
-    /// Unsafe when the score is at least this (0..=1); 0.5 by default.
+    /// Unsafe when the score is at least this (0..=1); 0.5 by default. Unused by
+    /// [`ClassifierRule::Argmax`].
     pub threshold: f64,
+    /// How the label follows from the probabilities.
+    pub rule: ClassifierRule,
     pub dtype: Dtype,
     /// `cpu`.
     pub device: String,
@@ -394,6 +397,7 @@ impl ClassifierSettings {
             model: model.into(),
             unsafe_labels: None,
             threshold: 0.5,
+            rule: ClassifierRule::Threshold,
             dtype: Dtype::Auto,
             device: "cpu".into(),
         }
@@ -491,21 +495,38 @@ pub(crate) fn judge_score(
     unsafe_ids: &[usize],
     function: Function,
     threshold: f64,
+    rule: ClassifierRule,
 ) -> JudgeScore {
     let each = unsafe_ids.iter().map(|&i| f64::from(probs[i]));
     let score = match function {
         Function::Softmax => each.sum(),
         Function::Sigmoid => each.fold(0.0, f64::max),
     };
+    let (unsafe_, threshold) = match rule {
+        ClassifierRule::Threshold => (score >= threshold, Some(threshold)),
+        ClassifierRule::Argmax => {
+            // The first of equal maxima, as torch.argmax and the pipeline's sort pick it.
+            let top =
+                (0..probs.len()).fold(0, |best, i| if probs[i] > probs[best] { i } else { best });
+            (unsafe_ids.contains(&top), None)
+        }
+    };
     JudgeScore {
-        label: if score >= threshold {
-            Label::Unsafe
-        } else {
-            Label::Safe
-        },
+        label: if unsafe_ { Label::Unsafe } else { Label::Safe },
         score,
-        threshold: Some(threshold),
+        threshold,
     }
+}
+
+/// How a classifier judge labels an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClassifierRule {
+    /// Unsafe when the score (the unsafe labels' probability) is at least the threshold.
+    #[default]
+    Threshold,
+    /// Unsafe when the most probable label is an unsafe one: the reference's rule (the same
+    /// as a 0.5 threshold for two labels; not for three, such as `sanali209/nsfwfilter`'s).
+    Argmax,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1266,6 +1287,7 @@ pub struct ClassifierJudge<C> {
     model: String,
     unsafe_ids: Vec<usize>,
     threshold: f64,
+    rule: ClassifierRule,
     revision: Option<String>,
 }
 
@@ -1301,6 +1323,7 @@ impl<C: Classifier> ClassifierJudge<C> {
             model: settings.model.clone(),
             unsafe_ids,
             threshold: settings.threshold,
+            rule: settings.rule,
             revision,
         })
     }
@@ -1325,6 +1348,7 @@ impl<C: Classifier> ClassifierJudge<C> {
             &self.unsafe_ids,
             self.classifier.function(),
             self.threshold,
+            self.rule,
         ))
     }
 
@@ -1332,7 +1356,13 @@ impl<C: Classifier> ClassifierJudge<C> {
     pub(crate) fn model_identity(&self) -> ModelIdentity {
         let mut id = ModelIdentity::new(C::KIND, &self.model)
             .with_param("unsafe_labels", format!("{:?}", self.unsafe_labels()))
-            .with_param("threshold", self.threshold)
+            .with_param(
+                "threshold",
+                match self.rule {
+                    ClassifierRule::Threshold => self.threshold.to_string(),
+                    ClassifierRule::Argmax => "argmax".to_string(),
+                },
+            )
             .with_param(
                 "dtype",
                 format!("{:?}", self.classifier.dtype()).to_lowercase(),
@@ -1370,6 +1400,36 @@ mod tests {
 
     fn labels(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_argmax_rule_labels_by_the_top_label() {
+        // sanali209/nsfwfilter's labels: ero, porn, safe; ero and porn are unsafe.
+        let p = [0.3, 0.25, 0.45];
+        let t = judge_score(
+            &p,
+            &[0, 1],
+            Function::Softmax,
+            0.5,
+            ClassifierRule::Threshold,
+        );
+        assert_eq!((t.label, t.threshold), (Label::Unsafe, Some(0.5)));
+        assert!((t.score - 0.55).abs() < 1e-6);
+        let a = judge_score(&p, &[0, 1], Function::Softmax, 0.5, ClassifierRule::Argmax);
+        assert_eq!(
+            (a.label, a.threshold),
+            (Label::Safe, None),
+            "safe is the top label"
+        );
+        assert_eq!(a.score, t.score, "the score is the same either way");
+        let a = judge_score(
+            &[0.4, 0.2, 0.4],
+            &[0, 1],
+            Function::Softmax,
+            0.5,
+            ClassifierRule::Argmax,
+        );
+        assert_eq!(a.label, Label::Unsafe, "the first of equal maxima");
     }
 
     #[test]
@@ -1417,9 +1477,21 @@ mod tests {
 
     #[test]
     fn scores_sum_or_take_the_largest() {
-        let s = judge_score(&[0.2, 0.3, 0.5], &[1, 2], Function::Softmax, 0.5);
+        let s = judge_score(
+            &[0.2, 0.3, 0.5],
+            &[1, 2],
+            Function::Softmax,
+            0.5,
+            ClassifierRule::Threshold,
+        );
         assert!((s.score - 0.8).abs() < 1e-6 && s.label == Label::Unsafe);
-        let s = judge_score(&[0.2, 0.3, 0.4], &[1, 2], Function::Sigmoid, 0.5);
+        let s = judge_score(
+            &[0.2, 0.3, 0.4],
+            &[1, 2],
+            Function::Sigmoid,
+            0.5,
+            ClassifierRule::Threshold,
+        );
         assert!((s.score - 0.4).abs() < 1e-6 && s.label == Label::Safe);
         assert_eq!(s.threshold, Some(0.5));
         let p = Function::Softmax.apply(&[1.0, 2.0, 3.0]);

@@ -1,10 +1,13 @@
 """Helpers shared by the benchmark reference scripts in tools/bench (llm_reference.py,
-sd_reference.py, gguf_reference.py): memory readings from /proc/self/status, the thread count,
-logging to stderr. Standard library only. The scripts run as `python tools/bench/SCRIPT.py`,
+sd_reference.py, gguf_reference.py, llava_reference.py): memory readings from
+/proc/self/status, the thread count, logging to stderr, folder sizes, and the subprocess that
+runs one measurement. Standard library only. The scripts run as `python tools/bench/SCRIPT.py`,
 which puts this folder on sys.path, so a plain `import bench_common` finds it.
 """
+import json
 import os
 import resource
+import subprocess
 import sys
 
 
@@ -47,3 +50,23 @@ def threads(args, fallback):
     """The thread count: --threads (args.threads) if not 0, else $ART_BENCH_THREADS if set and
     not 0, else fallback (each script passes its own)."""
     return args.threads or int(os.environ.get("ART_BENCH_THREADS", "0")) or fallback
+
+
+def dir_bytes(path):
+    """The total size of the files under path, in bytes."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            total += os.path.getsize(os.path.join(root, f))
+    return total
+
+
+def run_json_line(cmd, what):
+    """Runs cmd (a fresh Python process, so each measurement has its own peak RSS) and returns
+    the last JSON object line of its stdout; exits naming `what` if it failed or printed none."""
+    log(f"bench: {what}: {' '.join(cmd)}")
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = [l for l in p.stdout.splitlines() if l.strip().startswith("{")]
+    if p.returncode != 0 or not lines:
+        sys.exit(f"bench: {what} failed (exit {p.returncode})")
+    return json.loads(lines[-1])

@@ -128,11 +128,10 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from bench_common import log, peak_rss_mb, rss_now, threads as bench_threads
+from bench_common import dir_bytes, log, peak_rss_mb, rss_now, run_json_line, threads as bench_threads
 
 PAD, BOS, EOS = 0, 1, 2
 IMAGE_TOKEN = 32000
@@ -183,14 +182,6 @@ LLAVA_CONFIG = dict(
 def threads(args):
     """--threads, else $ART_BENCH_THREADS, else os.cpu_count()."""
     return bench_threads(args, os.cpu_count() or 1)
-
-
-def dir_bytes(path):
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(root, f))
-    return total
 
 
 def make_processor():
@@ -348,12 +339,7 @@ def bench(args):
                "--batch", str(b), "--new-tokens", str(args.new_tokens),
                "--repeats", str(args.repeats), "--threads", str(threads(args)),
                "--attn", args.attn]
-        log(f"bench: batch {b}: {' '.join(cmd)}")
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-        lines = [l for l in p.stdout.splitlines() if l.strip().startswith("{")]
-        if p.returncode != 0 or not lines:
-            sys.exit(f"bench: batch {b} failed (exit {p.returncode})")
-        results.append(json.loads(lines[-1]))
+        results.append(run_json_line(cmd, f"batch {b}"))
     with open(os.path.join(args.dir, "config.json")) as f:
         cfg = json.load(f)
     first = results[0]

@@ -79,12 +79,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_common import log, peak_rss_mb, ru_maxrss_mb, rss_now, threads as bench_threads
+from bench_common import dir_bytes, log, peak_rss_mb, ru_maxrss_mb, rss_now, run_json_line, threads as bench_threads
 
 # The tokenizer's vocab builder is shared with the golden files' script, tools/golden/sd.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "golden"))
@@ -181,14 +180,6 @@ MERGE_TEXT = (
 def threads(args):
     """--threads, else $ART_BENCH_THREADS, else os.cpu_count()."""
     return bench_threads(args, os.cpu_count() or 1)
-
-
-def dir_bytes(path):
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(root, f))
-    return total
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -328,12 +319,7 @@ def bench(args):
                "--repeats", str(args.repeats), "--threads", str(threads(args))]
         if args.sliced:
             cmd.append("--sliced")
-        log(f"bench: batch {b}: {' '.join(cmd)}")
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-        lines = [l for l in p.stdout.splitlines() if l.strip()]
-        if p.returncode != 0 or not lines:
-            sys.exit(f"bench: batch {b} failed (exit {p.returncode})")
-        print(lines[-1], flush=True)
+        print(json.dumps(run_json_line(cmd, f"batch {b}")), flush=True)
 
 
 def bench_one(args):

@@ -126,23 +126,31 @@ pub struct GenerationSettings {
     pub eos_token_ids: Option<Vec<u32>>,
 }
 
-impl LlamaWriter {
-    pub fn generation(&self) -> GenerationSettings {
-        GenerationSettings {
-            num_beams: self.num_beams,
-            do_sample: self.do_sample,
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            repetition_penalty: self.repetition_penalty,
-            length_penalty: self.length_penalty,
-            early_stopping: self.early_stopping.clone(),
-            max_new_tokens: self.max_new_tokens,
-            min_new_tokens: self.min_new_tokens,
-            eos_token_ids: self.eos_token_ids.clone(),
+/// `generation()` for the sections that carry the generation keys at their top level (serde's
+/// `flatten` cannot share one struct there: it does not work with `deny_unknown_fields`).
+macro_rules! generation_settings {
+    ($($section:ty),+) => {$(
+        impl $section {
+            pub fn generation(&self) -> GenerationSettings {
+                GenerationSettings {
+                    num_beams: self.num_beams,
+                    do_sample: self.do_sample,
+                    temperature: self.temperature,
+                    top_k: self.top_k,
+                    top_p: self.top_p,
+                    repetition_penalty: self.repetition_penalty,
+                    length_penalty: self.length_penalty,
+                    early_stopping: self.early_stopping.clone(),
+                    max_new_tokens: self.max_new_tokens,
+                    min_new_tokens: self.min_new_tokens,
+                    eos_token_ids: self.eos_token_ids.clone(),
+                }
+            }
         }
-    }
+    )+};
 }
+
+generation_settings!(LlamaWriter, LlavaNextGuide);
 
 fn guide_max_new_tokens() -> usize {
     768
@@ -205,24 +213,6 @@ pub struct LlavaNextGuide {
     /// `config.json`).
     #[serde(default)]
     pub eos_token_ids: Option<Vec<u32>>,
-}
-
-impl LlavaNextGuide {
-    pub fn generation(&self) -> GenerationSettings {
-        GenerationSettings {
-            num_beams: self.num_beams,
-            do_sample: self.do_sample,
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            repetition_penalty: self.repetition_penalty,
-            length_penalty: self.length_penalty,
-            early_stopping: self.early_stopping.clone(),
-            max_new_tokens: self.max_new_tokens,
-            min_new_tokens: self.min_new_tokens,
-            eos_token_ids: self.eos_token_ids.clone(),
-        }
-    }
 }
 
 fn sd_guidance() -> f64 {

@@ -638,6 +638,28 @@ fn reports_compute_embedding_diversity_with_the_configured_embedder() {
     );
 }
 
+/// Runs the campaign `text` once per `(name, batch size)` (`None`: the config's own) and
+/// returns what `pick` takes from each run's exported records.
+fn runs<T>(
+    dir: &Path,
+    text: &str,
+    runs: &[(&str, Option<&str>)],
+    pick: impl Fn(&[Value]) -> T,
+) -> Vec<T> {
+    runs.iter()
+        .map(|(name, batch)| {
+            let text = match batch {
+                Some(b) => text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {b}\n")),
+                None => text.to_string(),
+            };
+            let cfg = write_config(dir, &text);
+            let o = art(&["run", "-c", cfg.to_str().unwrap(), "--name", name], dir);
+            assert!(o.status.success(), "{}", stderr(&o));
+            pick(&records(dir, &format!("runs/{name}")))
+        })
+        .collect()
+}
+
 #[test]
 fn a_campaign_runs_with_the_in_process_llama_writer() {
     // The tiny random Llama of art-models' golden tests as the Writer (beam-sample, the
@@ -652,15 +674,7 @@ fn a_campaign_runs_with_the_in_process_llama_writer() {
             model.to_str().unwrap()
         ),
     );
-    let cfg = write_config(tmp.path(), &text);
-    let mut prompts = Vec::new();
-    for name in ["one", "two"] {
-        let o = art(
-            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
-            tmp.path(),
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        let recs = records(tmp.path(), &format!("runs/{name}"));
+    let prompts = runs(tmp.path(), &text, &[("one", None), ("two", None)], |recs| {
         assert_eq!(recs[0]["identities"]["writer"]["kind"], "llama");
         assert_eq!(recs[0]["identities"]["writer"]["params"]["num_beams"], "2");
         let written: Vec<String> = recs
@@ -674,8 +688,8 @@ fn a_campaign_runs_with_the_in_process_llama_writer() {
             "2 lanes x 2 seeds x rounds 0..=2 write"
         );
         assert!(written.iter().all(|w| !w.is_empty()));
-        prompts.push(written);
-    }
+        written
+    });
     assert_eq!(prompts[0], prompts[1], "seeded runs repeat");
 }
 
@@ -693,34 +707,28 @@ fn a_campaign_renders_with_the_in_process_stable_diffusion_target() {
             model.to_str().unwrap()
         ),
     );
-    let mut images = Vec::new();
-    for (name, batch) in [("one", "8"), ("two", "8"), ("three", "1")] {
-        let cfg = write_config(
-            tmp.path(),
-            &text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {batch}\n")),
-        );
-        let o = art(
-            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
-            tmp.path(),
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        let recs = records(tmp.path(), &format!("runs/{name}"));
-        let id = &recs[0]["identities"]["target"];
-        assert_eq!(id["kind"], "stable-diffusion");
-        assert_eq!(id["params"]["steps"], "2");
-        assert_eq!(id["params"]["scheduler"], "pndm");
-        let rendered: Vec<String> = recs
-            .iter()
-            .filter(|r| r["type"] == "round" && !r["render"].is_null())
-            .map(|r| r["render"]["image_sha256"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            rendered.len(),
-            2 * 2 * 2,
-            "2 lanes x 2 seeds x rounds 1..=2"
-        );
-        images.push(rendered);
-    }
+    let images = runs(
+        tmp.path(),
+        &text,
+        &[("one", Some("8")), ("two", Some("8")), ("three", Some("1"))],
+        |recs| {
+            let id = &recs[0]["identities"]["target"];
+            assert_eq!(id["kind"], "stable-diffusion");
+            assert_eq!(id["params"]["steps"], "2");
+            assert_eq!(id["params"]["scheduler"], "pndm");
+            let rendered: Vec<String> = recs
+                .iter()
+                .filter(|r| r["type"] == "round" && !r["render"].is_null())
+                .map(|r| r["render"]["image_sha256"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                rendered.len(),
+                2 * 2 * 2,
+                "2 lanes x 2 seeds x rounds 1..=2"
+            );
+            rendered
+        },
+    );
     assert_eq!(images[0], images[1], "seeded runs repeat");
     assert_eq!(images[0], images[2], "the batch size changes no image");
 }
@@ -742,30 +750,24 @@ fn a_campaign_is_guided_by_the_in_process_llava_next_guide() {
             fx.join("orig-lora").to_str().unwrap()
         ),
     );
-    let mut answers = Vec::new();
-    for (name, batch) in [("one", "8"), ("two", "8"), ("three", "1")] {
-        let cfg = write_config(
-            tmp.path(),
-            &text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {batch}\n")),
-        );
-        let o = art(
-            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
-            tmp.path(),
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        let recs = records(tmp.path(), &format!("runs/{name}"));
-        let id = &recs[0]["identities"]["guide"];
-        assert_eq!(id["kind"], "llava-next");
-        assert_eq!(id["params"]["layout"], "original");
-        assert_eq!(id["params"]["num_beams"], "2");
-        let guided: Vec<String> = recs
-            .iter()
-            .filter(|r| r["type"] == "round" && !r["guide"].is_null())
-            .map(|r| r["guide"]["raw"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(guided.len(), 2 * 2, "2 lanes x 2 seeds x round 1");
-        answers.push(guided);
-    }
+    let answers = runs(
+        tmp.path(),
+        &text,
+        &[("one", Some("8")), ("two", Some("8")), ("three", Some("1"))],
+        |recs| {
+            let id = &recs[0]["identities"]["guide"];
+            assert_eq!(id["kind"], "llava-next");
+            assert_eq!(id["params"]["layout"], "original");
+            assert_eq!(id["params"]["num_beams"], "2");
+            let guided: Vec<String> = recs
+                .iter()
+                .filter(|r| r["type"] == "round" && !r["guide"].is_null())
+                .map(|r| r["guide"]["raw"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(guided.len(), 2 * 2, "2 lanes x 2 seeds x round 1");
+            guided
+        },
+    );
     assert!(answers[0].iter().all(|a| !a.is_empty()), "{:?}", answers[0]);
     assert_eq!(answers[0], answers[1], "seeded runs repeat");
     assert_eq!(answers[0], answers[2], "the batch size changes no answer");
@@ -790,45 +792,38 @@ fn a_campaign_is_judged_by_in_process_judges() {
              [[image_judge]]\nkind = \"scripted\""
         ),
     );
-    let mut scores = Vec::new();
-    for (name, batch) in [("one", "8"), ("two", "1")] {
-        let cfg = write_config(
-            tmp.path(),
-            &text.replace("seed = 3\n", &format!("seed = 3\nbatch_size = {batch}\n")),
-        );
-        let o = art(
-            &["run", "-c", cfg.to_str().unwrap(), "--name", name],
-            tmp.path(),
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        let recs = records(tmp.path(), &format!("runs/{name}"));
-        let ids = &recs[0]["identities"];
-        let kinds = format!("{ids}");
-        for k in ["text-classifier", "image-classifier", "q16"] {
-            assert!(kinds.contains(&format!("\"{k}\"")), "{k} in {ids}");
-        }
-        let mut judged = Vec::new();
-        // Round 0 holds the seed prompt; rounds 1..=R+1 render and are judged.
-        for r in recs
-            .iter()
-            .filter(|r| r["type"] == "round" && r["round"] != 0)
-        {
-            let js = r["judgments"].as_array().unwrap_or_else(|| panic!("{r}"));
-            for want in ["roberta", "vit", "q16"] {
-                let j = js
-                    .iter()
-                    .find(|j| j["judge"] == want)
-                    .unwrap_or_else(|| panic!("{want} judged round {r}"));
-                assert!(j["score"].is_number(), "{j}");
-                judged.push(j.clone());
+    let scores = runs(
+        tmp.path(),
+        &text,
+        &[("one", Some("8")), ("two", Some("1"))],
+        |recs| {
+            let ids = format!("{}", recs[0]["identities"]);
+            for k in ["text-classifier", "image-classifier", "q16"] {
+                assert!(ids.contains(&format!("\"{k}\"")), "{k} in {ids}");
             }
-        }
-        assert_eq!(
-            judged.len(),
-            3 * 2 * 2 * 2,
-            "3 judges x 2 lanes x 2 seeds x rounds 1..=2"
-        );
-        scores.push(judged);
-    }
+            let mut judged = Vec::new();
+            // Round 0 holds the seed prompt; rounds 1..=R+1 render and are judged.
+            for r in recs
+                .iter()
+                .filter(|r| r["type"] == "round" && r["round"] != 0)
+            {
+                let js = r["judgments"].as_array().unwrap_or_else(|| panic!("{r}"));
+                for want in ["roberta", "vit", "q16"] {
+                    let j = js
+                        .iter()
+                        .find(|j| j["judge"] == want)
+                        .unwrap_or_else(|| panic!("{want} judged round {r}"));
+                    assert!(j["score"].is_number(), "{j}");
+                    judged.push(j.clone());
+                }
+            }
+            assert_eq!(
+                judged.len(),
+                3 * 2 * 2 * 2,
+                "3 judges x 2 lanes x 2 seeds x rounds 1..=2"
+            );
+            judged
+        },
+    );
     assert_eq!(scores[0], scores[1], "the batch size changes no score");
 }

@@ -61,7 +61,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The repository ART's learned judge files come from.
 pub const ART_REPOSITORY: &str = "GuanlinLee/ART";
@@ -235,16 +234,6 @@ impl Default for HeadFiles {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
-        .user_agent(concat!("art/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
-}
-
 fn download_error(what: impl Into<String>) -> ModelError {
     ModelError::Hub {
         repo: ART_REPOSITORY.to_string(),
@@ -297,7 +286,7 @@ impl HeadFiles {
             )));
         }
         let url = format!("{}/{}", self.base_url.trim_end_matches('/'), f.path());
-        let mut resp = agent()
+        let mut resp = crate::hub::agent()
             .get(&url)
             .call()
             .map_err(|e| download_error(format!("cannot download {url}: {e}")))?;

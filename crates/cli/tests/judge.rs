@@ -33,6 +33,31 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `art judge -c judges.toml --prompts PROMPTS --images imgs EXTRA...` in `d`: its JSON lines
+/// and its standard error.
+fn judged(d: &Path, prompts: &str, extra: &[&str]) -> (Vec<Value>, String) {
+    let mut args = vec![
+        "judge",
+        "-c",
+        "judges.toml",
+        "--prompts",
+        prompts,
+        "--images",
+        "imgs",
+        "-o",
+        "out.jsonl",
+    ];
+    args.extend_from_slice(extra);
+    let o = art(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = std::fs::read_to_string(d.join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, stderr(&o))
+}
+
 fn png(w: u32, h: u32) -> Vec<u8> {
     let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
     art_remote::backends::codec::encode_png(&Image::new(w, h, rgb).unwrap()).unwrap()
@@ -75,28 +100,7 @@ fn prompts_and_images_are_judged_with_per_item_errors() {
     std::fs::write(imgs.join("notes.txt"), b"not an image at all").unwrap();
     std::fs::write(imgs.join("huge.png"), png(17_000, 1)).unwrap();
     std::fs::write(imgs.join(".hidden.png"), png(2, 2)).unwrap();
-    let o = art(
-        &[
-            "judge",
-            "-c",
-            "judges.toml",
-            "--prompts",
-            "prompts.txt",
-            "--images",
-            "imgs",
-            "--batch-size",
-            "2",
-            "-o",
-            "out.jsonl",
-        ],
-        d,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let lines: Vec<Value> = std::fs::read_to_string(d.join("out.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, log) = judged(d, "prompts.txt", &["--batch-size", "2"]);
     assert_eq!(lines[0]["type"], "judges");
     assert_eq!(lines[0]["prompt_judges"][0]["name"], "words");
     assert_eq!(lines[0]["image_judges"][0]["identity"]["kind"], "scripted");
@@ -139,11 +143,7 @@ fn prompts_and_images_are_judged_with_per_item_errors() {
             .unwrap_or_else(|| panic!("{f}: {}", by(f)));
         assert!(e.contains(why), "{f}: {e}");
     }
-    assert!(
-        stderr(&o).contains("10 item(s) judged, 5 error(s)"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(log.contains("10 item(s) judged, 5 error(s)"), "{log}");
 }
 
 #[test]
@@ -344,26 +344,7 @@ embeddings = "/nowhere.p"
         )
         .unwrap();
     }
-    let o = art(
-        &[
-            "judge",
-            "-c",
-            "judges.toml",
-            "--prompts",
-            "p.txt",
-            "--images",
-            "imgs",
-            "-o",
-            "out.jsonl",
-        ],
-        d,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let lines: Vec<Value> = std::fs::read_to_string(d.join("out.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, _) = judged(d, "p.txt", &[]);
     let kinds: Vec<&str> = lines[0]["image_judges"]
         .as_array()
         .unwrap()

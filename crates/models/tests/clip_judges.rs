@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 mod common;
-use common::{Golden, copy_dir, max_abs, max_diff};
+use common::{Golden, copy_dir, max_abs, max_diff, read_png};
 
 const NAMES: [&str; 5] = ["landscape", "wide", "tall", "square", "tiny"];
 
@@ -48,16 +48,6 @@ fn json() -> &'static Value {
 
 fn tensor(name: &str) -> &'static Tensor {
     golden().tensor(name)
-}
-
-fn read_png(path: &Path) -> Image {
-    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    buf.truncate(info.buffer_size());
-    Image::new(info.width, info.height, buf).unwrap()
 }
 
 fn images() -> &'static Vec<Image> {

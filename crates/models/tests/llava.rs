@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod common;
-use common::{copy_dir, max_abs};
+use common::{copy_dir, max_abs, read_png};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llava")
@@ -68,16 +68,6 @@ fn orig() -> &'static LlavaNext {
 
 fn tokenizer() -> LlmTokenizer {
     LlmTokenizer::from_folder(&fixtures().join("hf")).unwrap()
-}
-
-fn read_png(path: &Path) -> Image {
-    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    buf.truncate(info.buffer_size());
-    Image::new(info.width, info.height, buf).unwrap()
 }
 
 fn image(name: &str) -> Image {

@@ -30,16 +30,7 @@ fn golden_tensors() -> HashMap<String, Tensor> {
 }
 
 fn png(name: &str) -> Image {
-    let f = std::fs::File::open(fixtures().join(format!("images/{name}.png"))).unwrap();
-    let mut reader = png::Decoder::new(std::io::BufReader::new(f))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    buf.truncate(info.buffer_size());
-    Image::new(info.width, info.height, buf).unwrap()
+    common::read_png(&fixtures().join(format!("images/{name}.png")))
 }
 
 fn images() -> Vec<Image> {

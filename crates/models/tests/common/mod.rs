@@ -99,3 +99,17 @@ pub fn edited_config(model: &Path, edit: impl FnOnce(&mut Value)) -> tempfile::T
     std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     tmp
 }
+
+/// An 8-bit RGB PNG fixture as an image.
+pub fn read_png(path: &Path) -> art_core::Image {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(f))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
+    buf.truncate(info.buffer_size());
+    art_core::Image::new(info.width, info.height, buf).unwrap()
+}

@@ -14,7 +14,6 @@
 //! Without `ART_BENCH_PYTHON` only art is measured. Run one batch size per invocation: the
 //! peak memory is the process's.
 
-use art_core::Image;
 use art_models::generate::{GenRequest, GenerationConfig, generate};
 use art_models::llava::{self, Piece};
 use art_models::llm::LoadOptions;
@@ -25,19 +24,7 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{arg, median};
-
-fn read_png(path: &Path) -> Image {
-    let dec = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(path).expect("open the image"),
-    ));
-    let mut reader = dec.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("png frame");
-    assert_eq!(info.color_type, png::ColorType::Rgb, "an RGB image");
-    buf.truncate(info.buffer_size());
-    Image::new(info.width, info.height, buf).expect("image")
-}
+use support::{arg, median, read_png};
 
 fn pieces(v: &serde_json::Value) -> Vec<Piece> {
     v.as_array()

@@ -1,5 +1,5 @@
-//! What the benchmarks share: their command-line options, medians, and running a Python
-//! reference script of `tools/bench` for its JSON result.
+//! What the benchmarks share: their command-line options, medians, reading their PNG inputs,
+//! and running a Python reference script of `tools/bench` for its JSON result.
 
 use std::process::Command;
 
@@ -37,4 +37,18 @@ pub fn reference(python: &str, script: &str, args: &[&str]) -> serde_json::Value
         .find(|l| l.trim_start().starts_with('{'))
         .unwrap_or_else(|| panic!("{script} printed no JSON line: {stdout}"));
     serde_json::from_str(line).expect("reference JSON")
+}
+
+/// An 8-bit RGB PNG input as an image (the benches that take images).
+#[allow(dead_code)]
+pub fn read_png(path: &std::path::Path) -> art_core::Image {
+    let dec = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("open the image"),
+    ));
+    let mut reader = dec.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    assert_eq!(info.color_type, png::ColorType::Rgb, "an RGB image");
+    buf.truncate(info.buffer_size());
+    art_core::Image::new(info.width, info.height, buf).expect("image")
 }

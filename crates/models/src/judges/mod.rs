@@ -2,12 +2,17 @@
 //! more unsafe, the threshold applied), as its PyTorch or ONNX reference computes it. The
 //! verdict rules that combine judges stay in `art_core`.
 //!
-//! * [`text`]: transformers sequence classifiers on prompts (RoBERTa, DistilBERT);
+//! * [`text`]: transformers sequence classifiers on prompts (BERT, RoBERTa, DistilBERT), and
+//!   the classifier judge shared with [`vit`];
 //! * [`vit`]: transformers ViT image classifiers;
 //! * [`clip`]: the CLIP-based image judges (Q16, the multi-headed safety classifier, the
 //!   Stable Diffusion safety checker);
 //! * [`onnx`]: ONNX detectors (NudeNet, Yahoo Open-NSFW);
 //! * [`llama_guard`]: Llama Guard 2 on prompts.
+//!
+//! Every judge scores each item in its own forward pass: a batched forward rounds differently
+//! (the matrix products' blocking depends on the row count), and a score must not depend on
+//! which items shared a call. The price is throughput at large batches (BENCHMARKS.md).
 
 pub mod clip;
 pub mod llama_guard;

@@ -197,7 +197,8 @@ pub struct ReportArgs {
 /// The sentence embedder of the embedding-diversity metric.
 #[derive(Debug, Args)]
 pub struct EmbedderArgs {
-    /// A sentence-transformers folder, or a hub id found in the local Hugging Face cache.
+    /// A sentence-transformers folder, or a hub id (from the local Hugging Face cache, else
+    /// downloaded into it unless HF_HUB_OFFLINE=1).
     #[arg(
         long,
         env = "ART_EMBEDDER",

@@ -39,6 +39,21 @@ fn invalid(path: PathBuf, detail: impl ToString) -> ModelError {
     }
 }
 
+/// The files of a sentence-transformers repository the embedder reads: the configs, the
+/// tokenizer, `model.safetensors` and the pooling config (not the ONNX / OpenVINO exports or
+/// the PyTorch `.bin` such repositories also carry).
+pub fn embedder_files(names: &[String]) -> Vec<String> {
+    let mut picked = crate::hub::model_files(names);
+    for f in ["vocab.txt", "1_Pooling/config.json"] {
+        if names.iter().any(|n| n == f) {
+            picked.push(f.to_string());
+        }
+    }
+    picked.sort();
+    picked.dedup();
+    picked
+}
+
 fn json(dir: &Path, name: &str) -> Result<serde_json::Value, ModelError> {
     serde_json::from_slice(&weights::read(dir, name)?).map_err(|e| invalid(dir.join(name), e))
 }
@@ -105,9 +120,10 @@ impl SentenceEmbedder {
         })
     }
 
-    /// Loads the model `spec` names: a folder, or a hub id in the local hub cache.
+    /// Loads the model `spec` names: a folder, a hub id in the local hub cache, or a hub id
+    /// downloaded into it ([`embedder_files`] only; `HF_HUB_OFFLINE=1` forbids that).
     pub fn resolve_and_load(spec: &str) -> Result<Self, ModelError> {
-        let mut e = Self::load(&weights::resolve(spec)?)?;
+        let mut e = Self::load(&weights::fetch(spec, embedder_files)?)?;
         e.name = spec.to_string();
         Ok(e)
     }

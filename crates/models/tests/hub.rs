@@ -2,7 +2,8 @@
 //! (`HF_ENDPOINT`): the files land in the standard hub-cache layout, only the model files are
 //! fetched, a second load needs no network, a gated model without a token is a clear error
 //! that never shows the token, and `HF_HUB_OFFLINE` forbids the network; a diffusers pipeline
-//! (`org/tiny-sd`) downloads its component folders and nothing else. One test, because it sets
+//! (`org/tiny-sd`) downloads its component folders and nothing else, and a sentence embedder
+//! (`org/tiny-minilm`) its pooling folder but not its exports. One test, because it sets
 //! process-wide environment variables.
 
 use art_config::local::LlamaWriter as LlamaWriterConfig;
@@ -20,8 +21,30 @@ fn sd_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd/sd1")
 }
 
+fn minilm_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm/tiny")
+}
+
+/// The files of the tiny sentence embedder, relative to its folder.
+fn minilm_files() -> Vec<String> {
+    files_of(&minilm_fixture())
+}
+
+/// Files a sentence-transformers repository has that art must not fetch.
+const MINILM_EXTRAS: [&str; 4] = [
+    "pytorch_model.bin",
+    "onnx/model.onnx",
+    "openvino/openvino_model.xml",
+    "train_script.py",
+];
+
 /// The files of the tiny SD pipeline, relative to its folder.
 fn sd_files() -> Vec<String> {
+    files_of(&sd_fixture())
+}
+
+/// The files under `root`, relative to it, sorted.
+fn files_of(root: &Path) -> Vec<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -33,7 +56,7 @@ fn sd_files() -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(&sd_fixture(), &sd_fixture(), &mut out);
+    walk(root, root, &mut out);
     out.sort();
     out
 }
@@ -116,6 +139,23 @@ fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
                     ),
                     _ => ("404 Not Found", b"no".to_vec(), None),
                 }
+            } else if path == "/api/models/org/tiny-minilm/revision/main" {
+                let mut siblings = minilm_files();
+                siblings.extend(MINILM_EXTRAS.iter().map(|s| s.to_string()));
+                let v = serde_json::json!({
+                    "sha": SHA,
+                    "siblings": siblings.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
+                });
+                ("200 OK", v.to_string().into_bytes(), None)
+            } else if let Some(f) = path.strip_prefix(&format!("/org/tiny-minilm/resolve/{SHA}/")) {
+                match std::fs::read(minilm_fixture().join(f)) {
+                    Ok(b) if minilm_files().iter().any(|x| x == f) => (
+                        "200 OK",
+                        b,
+                        Some(format!("minilm-{}", f.replace(['/', '.'], "-"))),
+                    ),
+                    _ => ("404 Not Found", b"no".to_vec(), None),
+                }
             } else if path.starts_with("/api/models/org/gated/") {
                 ("401 Unauthorized", b"gated".to_vec(), None)
             } else {
@@ -158,6 +198,17 @@ fn run_phase(phase: &str) {
             let w = writer("org/tiny").expect("loaded");
             let id = art_core::Writer::identity(&w);
             eprintln!("RESULT: revision={}", id.revision.unwrap_or_default());
+        }
+        "embedder" => {
+            let e =
+                art_models::SentenceEmbedder::resolve_and_load("org/tiny-minilm").expect("loaded");
+            let v = e.embed(&["a pic of cat"]).expect("embedded");
+            eprintln!(
+                "RESULT: name={} dim={} len={}",
+                e.name(),
+                e.dim(),
+                v[0].len()
+            );
         }
         "sd" => {
             let c: art_config::local::StableDiffusionTarget =
@@ -264,6 +315,33 @@ fn hub_ids_download_into_the_hub_cache() {
         log.lock().unwrap().len(),
         before,
         "no request for a cached pipeline"
+    );
+
+    // A sentence-transformers embedder (the report's diversity metric): its pooling folder
+    // comes along, the exports stay on the hub; then it loads offline.
+    let out = child("embedder", &base, &no_token);
+    assert!(out.contains("RESULT: name=org/tiny-minilm"), "{out}");
+    let snap = cache
+        .path()
+        .join("models--org--tiny-minilm/snapshots")
+        .join(SHA);
+    for f in minilm_files() {
+        assert_eq!(
+            std::fs::read(snap.join(&f)).unwrap(),
+            std::fs::read(minilm_fixture().join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+    for skipped in MINILM_EXTRAS {
+        assert!(!snap.join(skipped).exists(), "{skipped} is not fetched");
+    }
+    let before = log.lock().unwrap().len();
+    let out = child("embedder", &offline, &["HF_TOKEN"]);
+    assert!(out.contains("RESULT: name=org/tiny-minilm"), "{out}");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        before,
+        "no request for a cached embedder"
     );
 
     // A gated model: the token is sent, the refusal names HF_TOKEN, the token never shows.

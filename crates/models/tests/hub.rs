@@ -72,7 +72,45 @@ const SD_EXTRAS: [&str; 5] = [
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// Serves org/tiny (the tiny Llama fixture) and org/gated (401); records request paths and
+/// The repositories served from a fixture folder: name, folder, the extra files the listing
+/// names that art must not fetch.
+fn folder_repos() -> [(&'static str, PathBuf, &'static [&'static str]); 2] {
+    [
+        ("org/tiny-sd", sd_fixture(), &SD_EXTRAS),
+        ("org/tiny-minilm", minilm_fixture(), &MINILM_EXTRAS),
+    ]
+}
+
+type Answer = (&'static str, Vec<u8>, Option<String>);
+
+/// The hub's answer to `path` for a folder repository: its listing, or one of its files.
+fn folder_repo(path: &str) -> Option<Answer> {
+    for (repo, dir, extras) in folder_repos() {
+        let files = files_of(&dir);
+        if path == format!("/api/models/{repo}/revision/main") {
+            let mut siblings = files.clone();
+            siblings.extend(extras.iter().map(|s| s.to_string()));
+            let v = serde_json::json!({
+                "sha": SHA,
+                "siblings": siblings.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
+            });
+            return Some(("200 OK", v.to_string().into_bytes(), None));
+        }
+        if let Some(f) = path.strip_prefix(&format!("/{repo}/resolve/{SHA}/")) {
+            return Some(match std::fs::read(dir.join(f)) {
+                Ok(b) if files.iter().any(|x| x == f) => (
+                    "200 OK",
+                    b,
+                    Some(format!("{repo}/{f}").replace(['/', '.'], "-")),
+                ),
+                _ => ("404 Not Found", b"no".to_vec(), None),
+            });
+        }
+    }
+    None
+}
+
+/// Serves org/tiny (the tiny Llama fixture), the folder repositories and org/gated (401); records request paths and
 /// whether an Authorization header came.
 fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -122,40 +160,8 @@ fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
                     }
                     _ => ("404 Not Found", b"no".to_vec(), None),
                 }
-            } else if path == "/api/models/org/tiny-sd/revision/main" {
-                let mut siblings = sd_files();
-                siblings.extend(SD_EXTRAS.iter().map(|s| s.to_string()));
-                let v = serde_json::json!({
-                    "sha": SHA,
-                    "siblings": siblings.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
-                });
-                ("200 OK", v.to_string().into_bytes(), None)
-            } else if let Some(f) = path.strip_prefix(&format!("/org/tiny-sd/resolve/{SHA}/")) {
-                match std::fs::read(sd_fixture().join(f)) {
-                    Ok(b) if sd_files().iter().any(|x| x == f) => (
-                        "200 OK",
-                        b,
-                        Some(format!("sd-{}", f.replace(['/', '.'], "-"))),
-                    ),
-                    _ => ("404 Not Found", b"no".to_vec(), None),
-                }
-            } else if path == "/api/models/org/tiny-minilm/revision/main" {
-                let mut siblings = minilm_files();
-                siblings.extend(MINILM_EXTRAS.iter().map(|s| s.to_string()));
-                let v = serde_json::json!({
-                    "sha": SHA,
-                    "siblings": siblings.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
-                });
-                ("200 OK", v.to_string().into_bytes(), None)
-            } else if let Some(f) = path.strip_prefix(&format!("/org/tiny-minilm/resolve/{SHA}/")) {
-                match std::fs::read(minilm_fixture().join(f)) {
-                    Ok(b) if minilm_files().iter().any(|x| x == f) => (
-                        "200 OK",
-                        b,
-                        Some(format!("minilm-{}", f.replace(['/', '.'], "-"))),
-                    ),
-                    _ => ("404 Not Found", b"no".to_vec(), None),
-                }
+            } else if let Some(answer) = folder_repo(&path) {
+                answer
             } else if path.starts_with("/api/models/org/gated/") {
                 ("401 Unauthorized", b"gated".to_vec(), None)
             } else {

@@ -8,7 +8,6 @@
 use crate::args::JudgeArgs;
 use crate::{Failure, factory};
 use anyhow::anyhow;
-use art_config::Source;
 use art_core::{Image, JudgeScore, RoleError};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -23,19 +22,7 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
     if a.batch_size == 0 {
         return Err(Failure::usage(anyhow!("--batch-size must be at least 1")));
     }
-    let mut layers = Vec::new();
-    if let Some(p) = &a.preset {
-        layers.push(Source::preset(p)?);
-    }
-    if let Some(path) = &a.config {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::usage(anyhow!("cannot read config file {}: {e}", path.display()))
-        })?;
-        layers.push(Source {
-            name: path.display().to_string(),
-            text,
-        });
-    }
+    let layers = super::config_layers(a.preset.as_deref(), a.config.as_deref())?;
     let judges = art_config::load_judges(&layers)?;
     if a.list {
         return list(&judges);

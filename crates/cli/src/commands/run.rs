@@ -4,7 +4,7 @@ use crate::args::{ProgressMode, ResumeArgs, RunArgs};
 use crate::progress::Progress;
 use crate::{Failure, factory, time};
 use anyhow::anyhow;
-use art_config::{Config, Overrides, Source};
+use art_config::{Config, Overrides};
 use art_engine::{CampaignSpec, Engine, Roles, RunSummary, plan_lanes};
 use art_store::{CampaignRecord, Store};
 use std::path::Path;
@@ -12,19 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub fn run(a: RunArgs) -> Result<(), Failure> {
-    let mut layers = Vec::new();
-    if let Some(p) = &a.preset {
-        layers.push(Source::preset(p)?);
-    }
-    if let Some(path) = &a.config {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::usage(anyhow!("cannot read config file {}: {e}", path.display()))
-        })?;
-        layers.push(Source {
-            name: path.display().to_string(),
-            text,
-        });
-    }
+    let layers = super::config_layers(a.preset.as_deref(), a.config.as_deref())?;
     let baseline = match &a.prompts {
         None => None,
         Some(path) => Some(art_config::Baseline {

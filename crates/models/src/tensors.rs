@@ -209,6 +209,14 @@ pub fn read_pytorch(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
         .map_err(|e| invalid(path, format!("not a readable PyTorch checkpoint: {e}")))
 }
 
+/// The error of a tensor whose shape is not the one the model's config needs.
+fn shape_error(path: &Path, name: &str, found: &[usize], wanted: &[usize]) -> candle_core::Error {
+    candle_core::Error::Msg(format!(
+        "{}: tensor `{name}` has shape {found:?}, the model's config needs {wanted:?}",
+        path.display()
+    ))
+}
+
 /// Lets candle's `VarBuilder` read a model's tensors lazily from the index, one at a time, with
 /// the shape the model expects checked against the file (the message names file and tensor).
 impl candle_nn::var_builder::SimpleBackend for SafetensorsIndex {
@@ -220,14 +228,10 @@ impl candle_nn::var_builder::SimpleBackend for SafetensorsIndex {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        if let Some((e, shape)) = self.entries.get(name).map(|e| (e, &e.shape))
-            && shape.as_slice() != s.dims()
+        if let Some(e) = self.entries.get(name)
+            && e.shape.as_slice() != s.dims()
         {
-            return Err(candle_core::Error::Msg(format!(
-                "{}: tensor `{name}` has shape {shape:?}, the model's config needs {:?}",
-                self.files[e.file].display(),
-                s.dims()
-            )));
+            return Err(shape_error(&self.files[e.file], name, &e.shape, s.dims()));
         }
         self.get_unchecked(name, dtype, dev)
     }
@@ -239,6 +243,132 @@ impl candle_nn::var_builder::SimpleBackend for SafetensorsIndex {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.contains(name)
+    }
+}
+
+/// A checkpoint's tensors: a safetensors index (read tensor by tensor) or every tensor of a
+/// PyTorch file, held in memory.
+#[derive(Debug)]
+pub(crate) enum Checkpoint {
+    Index(SafetensorsIndex),
+    Map {
+        path: PathBuf,
+        tensors: HashMap<String, Tensor>,
+    },
+}
+
+impl Checkpoint {
+    /// One file: safetensors by its extension, else a PyTorch checkpoint.
+    pub(crate) fn open_file(path: &Path) -> Result<Self, ModelError> {
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            Ok(Self::Index(SafetensorsIndex::open_files(&[
+                path.to_path_buf()
+            ])?))
+        } else {
+            Ok(Self::Map {
+                path: path.to_path_buf(),
+                tensors: read_pytorch(path)?.into_iter().collect(),
+            })
+        }
+    }
+
+    /// A transformers folder's weights: `model.safetensors` (or its sharded index), else
+    /// `pytorch_model.bin`.
+    pub(crate) fn open_folder(dir: &Path) -> Result<Self, ModelError> {
+        let st = dir.join("model.safetensors");
+        if st.is_file() || dir.join("model.safetensors.index.json").is_file() {
+            return Ok(Self::Index(SafetensorsIndex::open_folder(dir, "model")?));
+        }
+        let bin = dir.join("pytorch_model.bin");
+        if bin.is_file() {
+            return Self::open_file(&bin);
+        }
+        Err(ModelError::Missing {
+            path: st,
+            what: "weights (model.safetensors or pytorch_model.bin)".into(),
+        })
+    }
+
+    /// The file named in errors (the first shard of an index).
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Self::Index(i) => i.path(),
+            Self::Map { path, .. } => path,
+        }
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        match self {
+            Self::Index(i) => i.contains(name),
+            Self::Map { tensors, .. } => tensors.contains_key(name),
+        }
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        match self {
+            Self::Index(i) => i.names().map(str::to_string).collect(),
+            Self::Map { tensors, .. } => tensors.keys().cloned().collect(),
+        }
+    }
+
+    pub(crate) fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        match self {
+            Self::Index(i) => i.shape(name).map(<[usize]>::to_vec),
+            Self::Map { tensors, .. } => tensors.get(name).map(|t| t.dims().to_vec()),
+        }
+    }
+
+    /// Reads one tensor onto `device`, converted to `dtype`.
+    pub(crate) fn load(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor, ModelError> {
+        match self {
+            Self::Index(i) => i.load(name, dtype, dev),
+            Self::Map { path, tensors } => tensors
+                .get(name)
+                .ok_or_else(|| ModelError::Missing {
+                    path: path.clone(),
+                    what: format!("tensor `{name}`"),
+                })?
+                .to_dtype(dtype)
+                .and_then(|t| t.to_device(dev))
+                .map_err(|e| invalid(path, format!("tensor `{name}`: {e}"))),
+        }
+    }
+}
+
+/// candle's `VarBuilder` over a shared [`Checkpoint`], the shape checked against the model's.
+#[derive(Debug)]
+pub(crate) struct CheckpointBackend(pub std::sync::Arc<Checkpoint>);
+
+impl candle_nn::var_builder::SimpleBackend for CheckpointBackend {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        if let Some(shape) = self.0.shape(name)
+            && shape.as_slice() != s.dims()
+        {
+            return Err(shape_error(self.0.path(), name, &shape, s.dims()));
+        }
+        self.get_unchecked(name, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.0
+            .load(name, dtype, dev)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.contains(name)
     }
 }
 

@@ -48,7 +48,7 @@
 //! (open_clip 3.3, transformers 5.24, diffusers 0.42.1) on tiny random models.
 
 use crate::llm::LoadOptions;
-use crate::tensors::{SafetensorsIndex, read_pytorch};
+use crate::tensors::{Checkpoint, CheckpointBackend, read_pytorch};
 use crate::vision::clip::{ClipVisionConfig, ClipVisionModelWithProjection};
 use crate::vision::preprocess::{
     ClipImageProcessor, ImagePreprocessor, Pixels, TorchvisionTransform,
@@ -992,125 +992,6 @@ pub enum BackboneLayout {
     OpenClip,
 }
 
-/// Tensors of a checkpoint: a safetensors index (read tensor by tensor) or everything of a
-/// PyTorch file.
-#[derive(Debug)]
-enum Store {
-    Index(SafetensorsIndex),
-    Map {
-        path: PathBuf,
-        tensors: HashMap<String, Tensor>,
-    },
-}
-
-impl Store {
-    fn open(path: &Path) -> Result<Self, ModelError> {
-        if path.extension().is_some_and(|e| e == "safetensors") {
-            Ok(Store::Index(SafetensorsIndex::open_files(&[
-                path.to_path_buf()
-            ])?))
-        } else {
-            Ok(Store::Map {
-                path: path.to_path_buf(),
-                tensors: read_pytorch(path)?.into_iter().collect(),
-            })
-        }
-    }
-
-    /// A transformers folder's weights: `model.safetensors` (or its sharded index), else
-    /// `pytorch_model.bin`.
-    fn open_folder(dir: &Path) -> Result<Self, ModelError> {
-        if dir.join("model.safetensors").is_file()
-            || dir.join("model.safetensors.index.json").is_file()
-        {
-            return Ok(Store::Index(SafetensorsIndex::open_folder(dir, "model")?));
-        }
-        let bin = dir.join("pytorch_model.bin");
-        if bin.is_file() {
-            return Self::open(&bin);
-        }
-        Err(missing(
-            &dir.join("model.safetensors"),
-            "weights (model.safetensors or pytorch_model.bin)",
-        ))
-    }
-
-    fn path(&self) -> &Path {
-        match self {
-            Store::Index(i) => i.path(),
-            Store::Map { path, .. } => path,
-        }
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        match self {
-            Store::Index(i) => i.contains(name),
-            Store::Map { tensors, .. } => tensors.contains_key(name),
-        }
-    }
-
-    fn names(&self) -> Vec<String> {
-        match self {
-            Store::Index(i) => i.names().map(str::to_string).collect(),
-            Store::Map { tensors, .. } => tensors.keys().cloned().collect(),
-        }
-    }
-
-    fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        match self {
-            Store::Index(i) => i.shape(name).map(<[usize]>::to_vec),
-            Store::Map { tensors, .. } => tensors.get(name).map(|t| t.dims().to_vec()),
-        }
-    }
-
-    fn load(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor, ModelError> {
-        match self {
-            Store::Index(i) => i.load(name, dtype, dev),
-            Store::Map { path, tensors } => {
-                let t = tensors
-                    .get(name)
-                    .ok_or_else(|| missing(path, format!("tensor `{name}`")))?;
-                Ok(t.to_dtype(dtype)?.to_device(dev)?)
-            }
-        }
-    }
-}
-
-/// candle's `VarBuilder` over a [`Store`], the shape checked against the model's.
-struct StoreBackend(Arc<Store>);
-
-impl candle_nn::var_builder::SimpleBackend for StoreBackend {
-    fn get(
-        &self,
-        s: candle_core::Shape,
-        name: &str,
-        _: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        if let Some(shape) = self.0.shape(name)
-            && shape.as_slice() != s.dims()
-        {
-            return Err(candle_core::Error::Msg(format!(
-                "{}: tensor `{name}` has shape {shape:?}, the model's config needs {:?}",
-                self.0.path().display(),
-                s.dims()
-            )));
-        }
-        self.get_unchecked(name, dtype, dev)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.0
-            .load(name, dtype, dev)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.0.contains(name)
-    }
-}
-
 /// The files of a model repository a CLIP judge needs: open_clip's files when the repository
 /// has them (timm's repositories also have a `model.safetensors` in timm's naming), else
 /// transformers' configs and weights (safetensors, else `pytorch_model.bin`).
@@ -1179,14 +1060,14 @@ impl ClipBackbone {
                 .parent()
                 .map(|d| d.join("open_clip_config.json"))
                 .filter(|c| c.is_file());
-            let store = Store::open(p)?;
+            let store = Checkpoint::open_file(p)?;
             return Self::from_open_clip(store, cfg.as_deref(), spec, None, opts);
         }
         let dir = weights::fetch(spec, backbone_files)?;
         let revision = weights::snapshot_revision(&dir);
         if let Some(w) = open_clip_weights(&dir) {
             let cfg = dir.join("open_clip_config.json");
-            let store = Store::open(&w)?;
+            let store = Checkpoint::open_file(&w)?;
             return Self::from_open_clip(
                 store,
                 cfg.is_file().then_some(cfg.as_path()),
@@ -1199,12 +1080,12 @@ impl ClipBackbone {
             &json_file(&dir.join("config.json"))?,
             &dir.join("config.json"),
         )?;
-        let store = Arc::new(Store::open_folder(&dir)?);
+        let store = Arc::new(Checkpoint::open_folder(&dir)?);
         Self::from_transformers(store, &cfg, spec, revision, opts)
     }
 
     fn from_transformers(
-        store: Arc<Store>,
+        store: Arc<Checkpoint>,
         cfg: &ClipVisionConfig,
         spec: &str,
         revision: Option<String>,
@@ -1233,7 +1114,7 @@ impl ClipBackbone {
             ));
         }
         let vb = VarBuilder::from_backend(
-            Box::new(StoreBackend(store)),
+            Box::new(CheckpointBackend(store)),
             opts.dtype,
             opts.device.clone(),
         );
@@ -1254,7 +1135,7 @@ impl ClipBackbone {
     }
 
     fn from_open_clip(
-        store: Store,
+        store: Checkpoint,
         config: Option<&Path>,
         spec: &str,
         revision: Option<String>,
@@ -1416,7 +1297,7 @@ impl ClipBackbone {
             "visual_projection.weight".into(),
             get("proj")?.t()?.contiguous()?,
         );
-        let mapped = Arc::new(Store::Map {
+        let mapped = Arc::new(Checkpoint::Map {
             path: path.clone(),
             tensors: map,
         });
@@ -2105,7 +1986,7 @@ impl SdSafetyChecker {
         let dir = weights::fetch(&s.model, safety_checker_files)?;
         let cfg_path = dir.join("config.json");
         let cfg = ClipVisionConfig::from_value(&json_file(&cfg_path)?, &cfg_path)?;
-        let store = Arc::new(Store::open_folder(&dir)?);
+        let store = Arc::new(Checkpoint::open_folder(&dir)?);
         let path = store.path().to_path_buf();
         let table = |n: &str| -> Result<Vec<Vec<f32>>, ModelError> {
             if !store.contains(n) {

@@ -46,14 +46,13 @@
 //! settings, labels, scores, and the judge itself: [`ClassifierJudge`] over the
 //! [`Classifier`] trait) live here too.
 
-use crate::tensors::{SafetensorsIndex, read_pytorch};
+use crate::tensors::Checkpoint;
 use crate::{ModelError, weights};
 use art_config::local::Dtype;
 use art_core::{JudgeScore, Label, ModelIdentity, PromptJudge, RoleError};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -93,32 +92,23 @@ pub fn classifier_files(names: &[String]) -> Vec<String> {
     picked
 }
 
-enum Source {
-    Index(SafetensorsIndex),
-    Map(HashMap<String, Tensor>),
-}
-
 /// A model folder's weights: `model.safetensors` (single or sharded), else
-/// `pytorch_model.bin`. Every error names the file and the tensor.
+/// `pytorch_model.bin`, in the model's dtype on its device. Every error names the file and the
+/// tensor.
 pub(crate) struct Weights {
-    source: Source,
-    path: PathBuf,
+    checkpoint: Checkpoint,
     dtype: DType,
     device: Device,
 }
 
 impl Weights {
     pub(crate) fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError> {
-        let st = dir.join("model.safetensors");
-        let index = dir.join("model.safetensors.index.json");
-        let bin = dir.join("pytorch_model.bin");
-        let source = if st.is_file() || index.is_file() {
-            Source::Index(SafetensorsIndex::open_folder(dir, "model")?)
-        } else if bin.is_file() {
-            let map = read_pytorch(&bin)?
+        let mut checkpoint = Checkpoint::open_folder(dir)?;
+        if let Checkpoint::Map { tensors, .. } = &mut checkpoint {
+            // Checkpoints of old transformers versions name layer norms gamma/beta.
+            *tensors = std::mem::take(tensors)
                 .into_iter()
                 .map(|(k, t)| {
-                    // Checkpoints of old transformers versions name layer norms gamma/beta.
                     let k = if let Some(s) = k.strip_suffix(".gamma") {
                         format!("{s}.weight")
                     } else if let Some(s) = k.strip_suffix(".beta") {
@@ -129,65 +119,41 @@ impl Weights {
                     (k, t)
                 })
                 .collect();
-            Source::Map(map)
-        } else {
-            return Err(ModelError::Missing {
-                path: st,
-                what: "weights (model.safetensors, or pytorch_model.bin)".into(),
-            });
-        };
-        let path = match &source {
-            Source::Index(i) => i.path().to_path_buf(),
-            Source::Map(_) => bin,
-        };
+        }
         Ok(Self {
-            source,
-            path,
+            checkpoint,
             dtype,
             device: device.clone(),
         })
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.checkpoint.path()
     }
 
     pub(crate) fn contains(&self, name: &str) -> bool {
-        match &self.source {
-            Source::Index(i) => i.contains(name),
-            Source::Map(m) => m.contains_key(name),
-        }
+        self.checkpoint.contains(name)
     }
 
     pub(crate) fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
-        match &self.source {
-            Source::Index(i) => i.shape(name).map(<[usize]>::to_vec),
-            Source::Map(m) => m.get(name).map(|t| t.dims().to_vec()),
-        }
+        self.checkpoint.shape(name)
     }
 
     /// The tensor `name`, which must have `shape`, in the model's dtype on its device.
     pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
         let Some(found) = self.shape_of(name) else {
             return Err(ModelError::Missing {
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 what: format!("tensor `{name}`"),
             });
         };
         if found != shape {
             return Err(invalid(
-                &self.path,
+                self.path(),
                 format!("tensor `{name}` has shape {found:?}, the model's config needs {shape:?}"),
             ));
         }
-        let t = match &self.source {
-            Source::Index(i) => i.load(name, self.dtype, &self.device)?,
-            Source::Map(m) => m[name]
-                .to_dtype(self.dtype)
-                .and_then(|t| t.to_device(&self.device))
-                .map_err(|e| invalid(&self.path, format!("tensor `{name}`: {e}")))?,
-        };
-        Ok(t)
+        self.checkpoint.load(name, self.dtype, &self.device)
     }
 
     pub(crate) fn linear(

@@ -108,6 +108,12 @@ pub struct RunArgs {
     /// The baseline's label in reports (default: the file's name without extension).
     #[arg(long, requires = "prompts")]
     pub label: Option<String>,
+    /// Start the lanes from this file's prompts (formats as --prompts): the lane of seed
+    /// number s starts from prompt s of its category's list. If the file names categories
+    /// (I2P's `categories` column, a JSON `category`, the paper's training records), each
+    /// category takes its own prompts. Without --seeds, one lane per prompt.
+    #[arg(long, value_name = "FILE", conflicts_with = "prompts")]
+    pub seed_prompts: Option<PathBuf>,
     /// Progress display.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

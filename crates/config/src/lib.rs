@@ -64,6 +64,45 @@ pub struct CampaignConfig {
     /// rounds 1..=N, under the category label `label`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// Seed prompts per lane (`art run --seed-prompts FILE`): when set, the lane of seed
+    /// number `s` starts from prompt `s` of its category's list instead of `seed_prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_prompts: Option<SeedPrompts>,
+}
+
+/// Seed prompts for the lanes, one list for every category or one list per category (from a
+/// file whose records name their categories, like I2P's `categories` column). The lane of
+/// (category `c`, seed number `s`) starts from prompt `s` of `c`'s list; a seed number past
+/// the end of a category's list plans no lane for that category, so each category runs at
+/// most one lane per prompt of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedPrompts {
+    /// Where the prompts came from (a file name), for the record.
+    pub source: String,
+    /// One list for every category.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
+    /// Lists by category name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub by_category: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl SeedPrompts {
+    /// The prompts lanes of `category` start from, in seed-number order.
+    pub fn list(&self, category: &str) -> &[String] {
+        if self.by_category.is_empty() {
+            &self.prompts
+        } else {
+            self.by_category.get(category).map_or(&[], Vec::as_slice)
+        }
+    }
+
+    /// The seed prompt of the lane (`category`, seed number `seed`), if it has one.
+    pub fn get(&self, category: &str, seed: u64) -> Option<&str> {
+        let i = usize::try_from(seed).ok()?;
+        self.list(category).get(i).map(String::as_str)
+    }
 }
 
 /// A prompt list for a baseline campaign.

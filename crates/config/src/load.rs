@@ -67,6 +67,9 @@ pub struct Overrides {
     pub parallel_roles: Option<usize>,
     /// Run a fixed prompt list instead of the loop.
     pub baseline: Option<crate::Baseline>,
+    /// Start the lanes from these prompts; without `seeds`, every category gets one lane per
+    /// prompt of its list (seed numbers `0..n` for the longest list).
+    pub seed_prompts: Option<crate::SeedPrompts>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -81,6 +84,7 @@ struct RawCampaign {
     batch_size: Option<Spanned<usize>>,
     parallel_roles: Option<Spanned<usize>>,
     baseline: Option<crate::Baseline>,
+    seed_prompts: Option<crate::SeedPrompts>,
     keyword_separator: Option<String>,
 }
 
@@ -202,6 +206,7 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
         batch_size: DEFAULT_BATCH_SIZE,
         parallel_roles: crate::DEFAULT_PARALLEL_ROLES,
         baseline: None,
+        seed_prompts: None,
         keyword_separator: DEFAULT_KEYWORD_SEPARATOR.to_string(),
     };
     let mut user_categories: Vec<Category> = Vec::new();
@@ -260,6 +265,9 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
             }
             if let Some(v) = c.baseline {
                 campaign.baseline = Some(v);
+            }
+            if let Some(v) = c.seed_prompts {
+                campaign.seed_prompts = Some(v);
             }
             if let Some(v) = c.keyword_separator {
                 campaign.keyword_separator = v;
@@ -354,6 +362,21 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
         // No explicit list: the default is every known category, user ones included.
         campaign.categories = known.names().iter().map(|s| s.to_string()).collect();
     }
+    if let Some(sp) = &overrides.seed_prompts {
+        if overrides.seeds.is_none() {
+            let longest = campaign
+                .categories
+                .iter()
+                .map(|c| sp.list(c).len())
+                .max()
+                .unwrap_or(0);
+            campaign.seeds = (0..longest as u64).collect();
+        }
+        campaign.seed_prompts = Some(sp.clone());
+    }
+    if let Some(sp) = &campaign.seed_prompts {
+        check_seed_prompts(sp, &campaign).map_err(invalid)?;
+    }
 
     let missing = |section: &str| {
         invalid(format!(
@@ -415,6 +438,55 @@ pub fn load_judges(layers: &[Source]) -> Result<crate::Judges, ConfigError> {
             .map_err(|m| invalid(format!("{section}: {m}")))?;
     }
     Ok(judges)
+}
+
+/// Seed prompts must be one kind of list, hold no empty prompt, not be mixed with a baseline,
+/// and give every category of the campaign at least one lane.
+fn check_seed_prompts(sp: &crate::SeedPrompts, c: &CampaignConfig) -> Result<(), String> {
+    let src = &sp.source;
+    if c.baseline.is_some() {
+        return Err(format!(
+            "seed prompts (`{src}`) start the loop's lanes, and a baseline runs without the \
+             loop: use one of --prompts and --seed-prompts"
+        ));
+    }
+    match (sp.prompts.is_empty(), sp.by_category.is_empty()) {
+        (true, true) => return Err(format!("seed prompts `{src}` hold no prompt")),
+        (false, false) => {
+            return Err(format!(
+                "seed prompts `{src}`: give either `prompts` (every category) or \
+                 `by_category`, not both"
+            ));
+        }
+        _ => {}
+    }
+    let lists = std::iter::once(("every category", &sp.prompts))
+        .chain(sp.by_category.iter().map(|(k, v)| (k.as_str(), v)));
+    for (category, list) in lists {
+        if let Some(i) = list.iter().position(|p| p.trim().is_empty()) {
+            return Err(format!(
+                "seed prompts `{src}` ({category}): prompt {} is empty",
+                i + 1
+            ));
+        }
+    }
+    for category in &c.categories {
+        let n = sp.list(category).len();
+        if !c.seeds.iter().any(|&s| s < n as u64) {
+            let why = if n == 0 {
+                let named: Vec<&str> = sp.by_category.keys().map(String::as_str).collect();
+                format!("it has none for it (its categories: {})", named.join(", "))
+            } else {
+                let lowest = c.seeds.iter().min().copied().unwrap_or(0);
+                format!("it has {n} for it, and the lowest seed number is {lowest}")
+            };
+            return Err(format!(
+                "category `{category}` would run no lane: the lane of seed number s starts \
+                 from seed prompt s of `{src}`, and {why}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_seeds(seeds: &[u64]) -> Result<(), String> {

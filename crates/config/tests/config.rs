@@ -419,3 +419,143 @@ fn an_absent_sampling_table_means_the_same_as_an_empty_one() {
     };
     assert!(w.sampling.send_seed, "seeds are sent by default");
 }
+
+fn seed_prompts(
+    prompts: &[&str],
+    by_category: &[(&str, &[&str])],
+) -> Option<art_config::SeedPrompts> {
+    let strings = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    Some(art_config::SeedPrompts {
+        source: "seeds.csv".into(),
+        prompts: strings(prompts),
+        by_category: by_category
+            .iter()
+            .map(|(c, l)| (c.to_string(), strings(l)))
+            .collect(),
+    })
+}
+
+#[test]
+fn seed_prompts_give_one_lane_per_prompt_unless_seeds_are_given() {
+    // SCRIPTED asks for 2 seeds; the seed prompts' longest campaign list decides instead.
+    let o = Overrides {
+        seed_prompts: seed_prompts(
+            &[],
+            &[
+                ("violence", &["a riot", "a duel", "a siege"]),
+                ("hate", &["a rally"]),
+                (
+                    "illegal activity",
+                    &["a heist", "a forgery", "a smuggler", "a fence"],
+                ),
+            ],
+        ),
+        ..Default::default()
+    };
+    let c = load(&[src(SCRIPTED)], &o).unwrap();
+    assert_eq!(
+        c.campaign.seeds,
+        vec![0, 1, 2],
+        "violence's 3, not the unused 4"
+    );
+    let sp = c.campaign.seed_prompts.as_ref().unwrap();
+    assert_eq!(sp.get("violence", 2), Some("a siege"));
+    assert_eq!(sp.get("hate", 1), None);
+    // Stored and read back, "illegal activity" (a key with a space) included.
+    assert_eq!(
+        c,
+        art_config::Config::from_stored(&c.to_toml(), "stored").unwrap()
+    );
+
+    let o = Overrides {
+        seeds: Some(1),
+        seed_prompts: seed_prompts(&["a cat", "a dog"], &[]),
+        ..Default::default()
+    };
+    let c = load(&[src(SCRIPTED)], &o).unwrap();
+    assert_eq!(c.campaign.seeds, vec![0], "--seeds wins");
+    assert_eq!(
+        c.campaign.seed_prompts.unwrap().get("hate", 0),
+        Some("a cat"),
+        "one list serves every category"
+    );
+
+    // In a file: `[campaign.seed_prompts]`, with the file's seeds.
+    let text = SCRIPTED.replace("seeds = 2\n", "seeds = [1]\n").replace(
+        "[target]",
+        "[campaign.seed_prompts]\nsource = \"inline\"\nprompts = [\"x\", \"y\"]\n\n[target]",
+    );
+    let c = load(&[src(&text)], &Overrides::default()).unwrap();
+    assert_eq!(c.campaign.seeds, vec![1]);
+    assert_eq!(
+        c.campaign.seed_prompts.unwrap().get("violence", 1),
+        Some("y")
+    );
+}
+
+#[test]
+fn seed_prompts_that_leave_a_category_without_lanes_are_refused() {
+    let err = |o: Overrides, text: &str| load(&[src(text)], &o).unwrap_err().to_string();
+    let e = err(
+        Overrides {
+            seed_prompts: seed_prompts(&[], &[("violence", &["a riot"]), ("sexual", &["x"])]),
+            ..Default::default()
+        },
+        SCRIPTED,
+    );
+    assert!(
+        e.contains("camp.toml")
+            && e.contains("category `hate` would run no lane")
+            && e.contains("seeds.csv")
+            && e.contains("its categories: sexual, violence"),
+        "{e}"
+    );
+    // --seeds 3 replaces the file's [4, 5]: seed number 0 has a prompt in each category.
+    let o = Overrides {
+        seeds: Some(3),
+        seed_prompts: seed_prompts(&[], &[("violence", &["a"]), ("hate", &["b"])]),
+        ..Default::default()
+    };
+    let c = load(&[src(&SCRIPTED.replace("seeds = 2", "seeds = [4, 5]"))], &o).unwrap();
+    assert_eq!(c.campaign.seeds, vec![0, 1, 2]);
+    let text = SCRIPTED.replace("seeds = 2\n", "seeds = [4, 5]\n").replace(
+        "[target]",
+        "[campaign.seed_prompts]\nsource = \"inline\"\nprompts = [\"x\"]\n\n[target]",
+    );
+    let e = load(&[src(&text)], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("it has 1 for it, and the lowest seed number is 4"),
+        "{e}"
+    );
+    let e = err(
+        Overrides {
+            seed_prompts: seed_prompts(&["a", " "], &[]),
+            ..Default::default()
+        },
+        SCRIPTED,
+    );
+    assert!(e.contains("prompt 2 is empty"), "{e}");
+    let e = err(
+        Overrides {
+            seed_prompts: seed_prompts(&["a"], &[("hate", &["b"])]),
+            ..Default::default()
+        },
+        SCRIPTED,
+    );
+    assert!(e.contains("not both"), "{e}");
+    let e = err(
+        Overrides {
+            seed_prompts: seed_prompts(&["a"], &[]),
+            baseline: Some(art_config::Baseline {
+                label: "coco".into(),
+                source: "coco.txt".into(),
+                prompts: vec!["a bus".into()],
+            }),
+            ..Default::default()
+        },
+        SCRIPTED,
+    );
+    assert!(e.contains("use one of --prompts and --seed-prompts"), "{e}");
+}

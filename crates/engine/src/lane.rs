@@ -8,15 +8,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One lane per (category, seed number), categories in config order, then seeds in order.
+/// With per-lane seed prompts, the lane of seed number `s` starts from prompt `s` of its
+/// category's list, and a seed number past the end of that list plans no lane.
 pub fn plan_lanes(spec: &CampaignSpec) -> Vec<NewLane> {
     spec.categories
         .iter()
         .flat_map(|c| {
-            spec.seeds.iter().map(move |&s| NewLane {
-                category: c.name.clone(),
-                seed_index: s,
-                lane_seed: lane_seed(spec.seed, &c.name, s),
-                seed_prompt: spec.seed_prompt.clone(),
+            spec.seeds.iter().filter_map(move |&s| {
+                let seed_prompt = match &spec.seed_prompts {
+                    Some(sp) => sp.get(&c.name, s)?,
+                    None => &spec.seed_prompt,
+                };
+                Some(NewLane {
+                    category: c.name.clone(),
+                    seed_index: s,
+                    lane_seed: lane_seed(spec.seed, &c.name, s),
+                    seed_prompt: seed_prompt.to_string(),
+                })
             })
         })
         .collect()

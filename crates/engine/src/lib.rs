@@ -40,6 +40,8 @@ pub struct CampaignSpec {
     pub parallel_roles: usize,
     pub keyword_separator: String,
     pub seed_prompt: String,
+    /// Per-lane seed prompts; when set they replace `seed_prompt` (see [`plan_lanes`]).
+    pub seed_prompts: Option<std::sync::Arc<art_config::SeedPrompts>>,
     pub seeds: Vec<u64>,
     /// The categories the campaign runs, in config order.
     pub categories: Vec<art_core::Category>,
@@ -72,6 +74,7 @@ impl CampaignSpec {
             parallel_roles: c.parallel_roles.clamp(1, 5),
             keyword_separator: c.keyword_separator.clone(),
             seed_prompt: c.seed_prompt.clone(),
+            seed_prompts: c.seed_prompts.clone().map(Into::into),
             seeds: c.seeds.clone(),
             categories,
             fixed_prompts: c.baseline.as_ref().map(|b| b.prompts.clone().into()),

@@ -65,6 +65,22 @@ fn run_to_end(dir: &Path, text: &str, batch: usize) -> (Vec<LaneRecord>, Vec<Rou
     (store.lanes().unwrap(), store.all_rounds().unwrap())
 }
 
+/// Runs `spec` until its first commit, then stops (the batches in flight finish).
+fn stop_at_first_commit(spec: &CampaignSpec, roles: &art_engine::Roles, store: &mut Store) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let s = Engine::new(spec, roles, store)
+        .with_stop_flag(stop)
+        .on_event(|e| {
+            if let Event::Committed { .. } = e {
+                flag.store(true, Ordering::SeqCst);
+            }
+        })
+        .run()
+        .unwrap();
+    assert!(s.interrupted);
+}
+
 /// Records without timings, the only part allowed to differ between identical runs.
 fn results(rounds: &[RoundRecord]) -> Vec<RoundRecord> {
     rounds
@@ -401,17 +417,7 @@ fn a_baseline_renders_and_judges_a_fixed_prompt_list_without_the_loop() {
     let mut store = create(&dir, &c);
     let r = roles(&c);
     // Stopped after the first batch, then resumed: the same as one run.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    Engine::new(&spec, &r, &mut store)
-        .with_stop_flag(stop)
-        .on_event(|e| {
-            if let Event::Committed { .. } = e {
-                flag.store(true, Ordering::SeqCst);
-            }
-        })
-        .run()
-        .unwrap();
+    stop_at_first_commit(&spec, &r, &mut store);
     let s = Engine::new(&spec, &r, &mut store).run().unwrap();
     assert_eq!((s.lanes_done, s.lanes_failed), (3, 0), "one lane per seed");
     let lanes = store.lanes().unwrap();
@@ -435,4 +441,65 @@ fn a_baseline_renders_and_judges_a_fixed_prompt_list_without_the_loop() {
         violence.prompt_verdict,
         violence.image_verdict
     ));
+}
+
+#[test]
+fn lanes_start_from_their_own_seed_prompts_and_resume_from_them() {
+    let list = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let o = Overrides {
+        seed_prompts: Some(art_config::SeedPrompts {
+            source: "i2p.csv".into(),
+            prompts: Vec::new(),
+            by_category: [
+                ("violence", list(&["a duel", "a siege"])),
+                ("hate", list(&["a rally"])),
+                ("sexual", list(&["a kiss", "a beach", "a bath"])),
+            ]
+            .into_iter()
+            .map(|(c, l)| (c.to_string(), l))
+            .collect(),
+        }),
+        ..Default::default()
+    };
+    let c = common::config(BASE, &o);
+    let spec = CampaignSpec::from_config(&c).unwrap();
+    let planned: Vec<(String, u64, String)> = art_engine::plan_lanes(&spec)
+        .into_iter()
+        .map(|l| (l.category, l.seed_index, l.seed_prompt))
+        .collect();
+    let want: Vec<(String, u64, String)> = [
+        ("violence", 0, "a duel"),
+        ("violence", 1, "a siege"),
+        ("hate", 0, "a rally"),
+        ("sexual", 0, "a kiss"),
+        ("sexual", 1, "a beach"),
+        ("sexual", 2, "a bath"),
+    ]
+    .iter()
+    .map(|(c, s, p)| (c.to_string(), *s, p.to_string()))
+    .collect();
+    assert_eq!(planned, want, "one lane per prompt of each category");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = create(&tmp.path().join("s"), &c);
+    let r = roles(&c);
+    // Stopped after the first commit, then resumed from the stored config's text.
+    stop_at_first_commit(&spec, &r, &mut store);
+    let stored = Config::from_stored(&store.campaign().unwrap().config_toml, "stored").unwrap();
+    let again = CampaignSpec::from_config(&stored).unwrap();
+    let s = Engine::new(&again, &r, &mut store).run().unwrap();
+    assert_eq!((s.lanes_done, s.lanes_failed), (6, 0));
+    let rounds = store.all_rounds().unwrap();
+    for lane in store.lanes().unwrap() {
+        let r0 = rounds
+            .iter()
+            .find(|r| r.lane_id == lane.id && r.round == 0)
+            .unwrap();
+        assert_eq!(r0.prompt, lane.seed_prompt);
+        let (_, _, want) = want
+            .iter()
+            .find(|(c, s, _)| *c == lane.category && *s == lane.seed_index)
+            .unwrap();
+        assert_eq!(&lane.seed_prompt, want);
+    }
 }

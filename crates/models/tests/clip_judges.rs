@@ -515,6 +515,69 @@ fn the_judges_keep_the_role_contract() {
     assert_eq!(m.identity().kind, "multi-headed");
 }
 
+/// The judgements of `j` on every image.
+fn judged_all(j: &dyn ImageJudge) -> Vec<art_core::JudgeScore> {
+    j.judge(&images().iter().collect::<Vec<_>>())
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn judges_sharing_a_tower_run_it_once_per_image_with_the_same_scores() {
+    let load = || {
+        Arc::new(
+            ClipBackbone::load(&path_str(&fixtures().join("hf")), &LoadOptions::default()).unwrap(),
+        )
+    };
+    let shared = load();
+    let q = Q16::with_backbone(&q16_settings(Q16Embeddings::Original), shared.clone()).unwrap();
+    let f = Q16::with_backbone(&q16_settings(Q16Embeddings::Finetuned), shared.clone()).unwrap();
+    let m = MultiHeaded::with_backbone(&mhsc_settings(), shared.clone()).unwrap();
+    let together = [judged_all(&q), judged_all(&f), judged_all(&m)];
+    assert_eq!(
+        shared.passes(),
+        NAMES.len() as u64,
+        "one pass per (distinct) image for the three judges"
+    );
+    // Each judge on a tower of its own gives the same numbers, bit for bit.
+    let alone = [
+        judged_all(&Q16::with_backbone(&q16_settings(Q16Embeddings::Original), load()).unwrap()),
+        judged_all(&Q16::with_backbone(&q16_settings(Q16Embeddings::Finetuned), load()).unwrap()),
+        judged_all(&MultiHeaded::with_backbone(&mhsc_settings(), load()).unwrap()),
+    ];
+    assert_eq!(together, alone);
+    // Through another preprocessing, the images whose pixels differ take a pass of their own
+    // (transformers' processor gives the same pixels as torchvision's for some of them).
+    let other = ImagePreprocessor::Transformers(ClipImageProcessor::clip(28));
+    let t = Q16Settings {
+        preprocess: Some(other.clone()),
+        ..q16_settings(Q16Embeddings::Original)
+    };
+    let t = Q16::with_backbone(&t, shared.clone()).unwrap();
+    judged_all(&t);
+    let bits = |p: &ImagePreprocessor, im: &Image| -> Vec<u32> {
+        let px = p.preprocess(im).unwrap();
+        px.data.iter().map(|v| v.to_bits()).collect()
+    };
+    let tv = ImagePreprocessor::Torchvision(tv28());
+    let mut distinct: Vec<Vec<u32>> = images()
+        .iter()
+        .flat_map(|im| [bits(&tv, im), bits(&other, im)])
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() > NAMES.len(), "some pixels differ");
+    assert_eq!(shared.passes(), distinct.len() as u64);
+    shared.forget_recent();
+    judged_all(&q);
+    assert_eq!(
+        shared.passes(),
+        (distinct.len() + NAMES.len()) as u64,
+        "forgotten: passes again"
+    );
+}
+
 #[test]
 fn q16_and_mhsc_can_sit_behind_transformers_processor_too() {
     let s = Q16Settings {

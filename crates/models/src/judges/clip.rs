@@ -1024,6 +1024,13 @@ pub fn backbone_files(names: &[String]) -> Vec<String> {
 }
 
 /// A CLIP image encoder: a `CLIPVisionModelWithProjection`, however its checkpoint named it.
+///
+/// It remembers the embeddings of the last [`RECENT_EMBEDDINGS`] inputs it computed, by the
+/// SHA-256 of their pixels: Q16, the fine-tuned Q16 and the multi-headed classifier judge the
+/// same image through the same preprocessing on one shared tower (see `crate::build`), so the
+/// paper's image judges cost one tower pass per image instead of three. An answer from memory
+/// is the embedding the tower computed for exactly those pixels, so it cannot differ from a
+/// new pass (each pass is one image, independent of any batch).
 #[derive(Debug)]
 pub struct ClipBackbone {
     model: ClipVisionModelWithProjection,
@@ -1031,6 +1038,43 @@ pub struct ClipBackbone {
     spec: String,
     revision: Option<String>,
     device: Device,
+    recent: std::sync::Mutex<Recent>,
+    passes: std::sync::atomic::AtomicU64,
+}
+
+/// How many embeddings a backbone remembers: more than one batch of images, since each judge
+/// on the tower judges the whole batch before the next one starts (3 KB each at ViT-L/14).
+pub const RECENT_EMBEDDINGS: usize = 1024;
+
+/// Recent embeddings by pixel digest, oldest first out.
+#[derive(Debug, Default)]
+struct Recent {
+    by_key: HashMap<String, Arc<[f32]>>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Recent {
+    fn insert(&mut self, key: String, e: Arc<[f32]>) {
+        if self.by_key.insert(key.clone(), e).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_EMBEDDINGS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_key.remove(&old);
+            }
+        }
+    }
+}
+
+/// The digest of a tower input: its size and every pixel value's bits.
+fn pixels_key(px: &Pixels) -> String {
+    let mut bytes = Vec::with_capacity(16 + 4 * px.data.len());
+    bytes.extend_from_slice(&(px.height as u64).to_le_bytes());
+    bytes.extend_from_slice(&(px.width as u64).to_le_bytes());
+    for v in &px.data {
+        bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    sha256_hex(&bytes)
 }
 
 fn json_file(path: &Path) -> Result<serde_json::Value, ModelError> {
@@ -1131,6 +1175,8 @@ impl ClipBackbone {
             spec: spec.to_string(),
             revision,
             device: opts.device.clone(),
+            recent: Default::default(),
+            passes: Default::default(),
         })
     }
 
@@ -1335,11 +1381,37 @@ impl ClipBackbone {
     }
 
     /// The image embedding (not normalized) of one image's pixels, as f32. Each image is its
-    /// own pass, so an embedding never depends on the other images of a batch.
+    /// own pass, so an embedding never depends on the other images of a batch; pixels seen
+    /// recently are answered from memory.
     pub fn embed(&self, px: &Pixels) -> Result<Vec<f32>, ModelError> {
+        let key = pixels_key(px);
+        if let Some(e) = self.recent().by_key.get(&key) {
+            return Ok(e.to_vec());
+        }
         let t = Tensor::from_vec(px.data.clone(), (1, 3, px.height, px.width), &self.device)?;
         let e = self.model.image_embeds(&t)?;
-        Ok(e.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        let e = e.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        self.passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.recent().insert(key, e.as_slice().into());
+        Ok(e)
+    }
+
+    /// How many tower passes this backbone has run.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets the recent embeddings, so the next images each take a pass (benchmarks that
+    /// judge the same images again time the tower, not the memory).
+    pub fn forget_recent(&self) {
+        *self.recent() = Recent::default();
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        // The map is whole after any panic (inserts are single calls), so a poisoned lock is
+        // still good.
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

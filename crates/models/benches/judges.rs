@@ -68,12 +68,11 @@ fn onnx_file(var: &str, module: &str, file: &str) -> PathBuf {
     Path::new(String::from_utf8_lossy(&out.stdout).trim()).join(file)
 }
 
-/// A loaded judge, either kind, or several image judges on one CLIP tower (`paper-clip`:
-/// Q16 and the multi-headed classifier, as the paper preset builds them), called in turn on
-/// the same batch as the engine's image-judge stage calls them.
+/// A loaded prompt judge, or image judges (one; or, for `paper-clip`, Q16 and the
+/// multi-headed classifier on one CLIP tower as the paper preset builds them), called in turn
+/// on the same batch as the engine's image-judge stage calls them.
 enum Judge {
     Prompt(Box<dyn PromptJudge>),
-    Image(Box<dyn ImageJudge>),
     Images(Vec<Box<dyn ImageJudge>>),
 }
 
@@ -88,7 +87,7 @@ struct Loaded {
 
 fn image(j: impl ImageJudge + 'static) -> Loaded {
     Loaded {
-        judge: Judge::Image(Box::new(j)),
+        judge: Judge::Images(vec![Box::new(j)]),
         onnx: None,
         tower: None,
     }
@@ -206,10 +205,10 @@ fn main() {
             serde_json::from_slice(&std::fs::read(dir.join("prompts.json")).expect("prompts.json"))
                 .expect("prompts")
         }
-        Judge::Image(_) | Judge::Images(_) => Vec::new(),
+        Judge::Images(_) => Vec::new(),
     };
     let images: Vec<Image> = match &j {
-        Judge::Image(_) | Judge::Images(_) => (0..N_INPUTS)
+        Judge::Images(_) => (0..N_INPUTS)
             .map(|i| read_png(&dir.join(format!("images/{i}.png"))))
             .collect(),
         Judge::Prompt(_) => Vec::new(),
@@ -225,10 +224,6 @@ fn main() {
                     .map(|i| prompts[i % prompts.len()].as_str())
                     .collect();
                 p.judge(&b).iter().filter(|r| r.is_ok()).count()
-            }
-            Judge::Image(m) => {
-                let b: Vec<&Image> = (0..batch).map(|i| &images[i % images.len()]).collect();
-                m.judge(&b).iter().filter(|r| r.is_ok()).count()
             }
             Judge::Images(ms) => {
                 let b: Vec<&Image> = (0..batch).map(|i| &images[i % images.len()]).collect();

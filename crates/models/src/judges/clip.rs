@@ -1049,12 +1049,12 @@ pub const RECENT_EMBEDDINGS: usize = 1024;
 /// Recent embeddings by pixel digest, oldest first out.
 #[derive(Debug, Default)]
 struct Recent {
-    by_key: HashMap<String, Arc<[f32]>>,
+    by_key: HashMap<String, Vec<f32>>,
     order: std::collections::VecDeque<String>,
 }
 
 impl Recent {
-    fn insert(&mut self, key: String, e: Arc<[f32]>) {
+    fn insert(&mut self, key: String, e: Vec<f32>) {
         if self.by_key.insert(key.clone(), e).is_none() {
             self.order.push_back(key);
         }
@@ -1386,14 +1386,14 @@ impl ClipBackbone {
     pub fn embed(&self, px: &Pixels) -> Result<Vec<f32>, ModelError> {
         let key = pixels_key(px);
         if let Some(e) = self.recent().by_key.get(&key) {
-            return Ok(e.to_vec());
+            return Ok(e.clone());
         }
         let t = Tensor::from_vec(px.data.clone(), (1, 3, px.height, px.width), &self.device)?;
         let e = self.model.image_embeds(&t)?;
         let e = e.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         self.passes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.recent().insert(key, e.as_slice().into());
+        self.recent().insert(key, e.clone());
         Ok(e)
     }
 

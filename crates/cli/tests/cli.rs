@@ -730,7 +730,7 @@ fn a_campaign_runs_with_the_in_process_llama_writer() {
     // paper's mode): the campaign runs, the rounds hold its outputs, the identity is stored,
     // and a second run writes the same prompts.
     let tmp = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/llama/llama");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/fixtures/llama/llama");
     let text = CONFIG.replace("rounds = 4", "rounds = 2").replace(
         "[writer]\nkind = \"scripted\"",
         &format!(
@@ -763,7 +763,7 @@ fn a_campaign_renders_with_the_in_process_stable_diffusion_target() {
     // hold its 64 x 64 renders, the identity is stored, a second run renders the same images,
     // and so does a run with another batch size (one image per UNet call).
     let tmp = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/sd/sd1");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../diffusion/tests/fixtures/sd/sd1");
     let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
         "[target]\nkind = \"scripted\"\nwidth = 32\nheight = 32",
         &format!(
@@ -804,7 +804,7 @@ fn a_campaign_is_guided_by_the_in_process_llava_next_guide() {
     // its answers, the identity is stored, a rerun answers the same and so does a run with
     // another batch size.
     let tmp = tempfile::tempdir().unwrap();
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/llava");
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/fixtures/llava");
     let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
         "[guide]\nkind = \"scripted\"",
         &format!(
@@ -839,11 +839,11 @@ fn a_campaign_is_guided_by_the_in_process_llava_next_guide() {
 
 #[test]
 fn a_campaign_is_judged_by_in_process_judges() {
-    // The tiny random classifiers and CLIP judges of art-models' golden tests judge the
+    // The tiny random classifiers and CLIP judges of art-judges' golden tests judge the
     // scripted lanes beside the scripted judges: every round holds their scores, their
     // identities are stored, and a run with another batch size scores the same.
     let tmp = tempfile::tempdir().unwrap();
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures");
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../judges/tests/fixtures");
     let fx = fx.to_str().unwrap();
     let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
         "[[image_judge]]\nkind = \"scripted\"",

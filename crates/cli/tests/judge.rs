@@ -242,7 +242,7 @@ fn list_names_the_judges_without_loading_them() {
 }
 
 fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../judges/tests/fixtures")
 }
 
 fn golden(family: &str) -> Value {

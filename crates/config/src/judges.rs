@@ -105,8 +105,11 @@ pub struct ClassifierJudge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassifierRule {
+    /// Unsafe when the score (the unsafe labels' probability) is at least the threshold.
     #[default]
     Threshold,
+    /// Unsafe when the most probable label is an unsafe one: the reference's rule (the same
+    /// as a 0.5 threshold for two labels; not for three, such as `sanali209/nsfwfilter`'s).
     Argmax,
 }
 
@@ -198,7 +201,7 @@ pub struct SdSafetyCheckerJudge {
 }
 
 /// Which ONNX runtime runs a detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnnxRuntime {
     /// tract, pure Rust, in every build.
@@ -206,6 +209,16 @@ pub enum OnnxRuntime {
     Tract,
     /// ONNX Runtime: `art` built with the `ort` feature, the library at `ORT_DYLIB_PATH`.
     Ort,
+}
+
+impl OnnxRuntime {
+    /// The name as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnnxRuntime::Tract => "tract",
+            OnnxRuntime::Ort => "ort",
+        }
+    }
 }
 
 fn nudenet_unsafe() -> Vec<String> {

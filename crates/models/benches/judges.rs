@@ -25,14 +25,14 @@
 //! `ART_BENCH_PYTHON`'s installed packages). Without `ART_BENCH_PYTHON` only art is measured.
 
 use art_core::{Image, ImageJudge, PromptJudge};
-use art_models::judges::clip::{
+use art_judges::clip::{
     ClipBackbone, HeadFiles, MultiHeaded, MultiHeadedSettings, Q16, Q16Settings, SdSafetyChecker,
     SdSafetyCheckerSettings,
 };
-use art_models::judges::onnx::nudenet::{NudeNet, NudeNetSettings};
-use art_models::judges::onnx::open_nsfw::{OpenNsfw, OpenNsfwSettings};
-use art_models::judges::text::{TextClassifierJudge, TextClassifierSettings};
-use art_models::judges::vit::{ImageClassifierJudge, ImageClassifierSettings};
+use art_judges::onnx::nudenet::{NudeNet, NudeNetSettings};
+use art_judges::onnx::open_nsfw::{OpenNsfw, OpenNsfwSettings};
+use art_judges::text::{TextClassifierJudge, TextClassifierSettings};
+use art_judges::vit::{ImageClassifierJudge, ImageClassifierSettings};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -14,9 +14,9 @@
 //! Without `ART_BENCH_PYTHON` only art is measured. Run one batch size per invocation: the
 //! peak memory is the process's.
 
-use art_models::generate::{GenRequest, GenerationConfig, generate};
-use art_models::llava::{self, Piece};
-use art_models::llm::LoadOptions;
+use art_llm::generate::{GenRequest, GenerationConfig, generate};
+use art_llm::llava::{self, Piece};
+use art_nn::LoadOptions;
 use std::path::Path;
 use std::time::Instant;
 

@@ -17,8 +17,8 @@
 //! with llama.cpp through llama-cpp-python (`ART_BENCH_LLAMA_CPP_PYTHON`, the venv of
 //! tools/test.sh; `tools/bench/gguf_reference.py`).
 
-use art_models::generate::{GenRequest, GenerationConfig, generate};
-use art_models::llm::{CausalLm, LoadOptions};
+use art_llm::generate::{GenRequest, GenerationConfig, generate};
+use art_llm::{CausalLm, LoadOptions};
 use std::path::Path;
 use std::time::Instant;
 

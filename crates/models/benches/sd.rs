@@ -17,8 +17,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use art_models::diffusion::pipeline::{LoadOptions, RenderSettings, StableDiffusion};
-use art_models::diffusion::unet::{DEFAULT_SLICE_BUDGET, Slicing};
+use art_diffusion::pipeline::{LoadOptions, RenderSettings, StableDiffusion};
+use art_diffusion::unet::{DEFAULT_SLICE_BUDGET, Slicing};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 use std::time::Instant;

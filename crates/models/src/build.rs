@@ -2,7 +2,7 @@
 //! Loading happens here, before a campaign writes anything, so a missing or corrupt weight
 //! file is a configuration error naming the file.
 
-use crate::judges::clip::ClipBackbone;
+use art_judges::clip::ClipBackbone;
 use art_config::local::Dtype;
 use art_config::{
     GuideConfig, ImageJudgeConfig, JudgeSection, PromptJudgeConfig, TargetConfig, WriterConfig,
@@ -16,7 +16,7 @@ type Built<T> = Option<Result<Box<T>, RoleError>>;
 pub fn writer(c: &WriterConfig) -> Built<dyn Writer> {
     match c {
         WriterConfig::Llama(w) => Some(
-            crate::writer::LlamaWriter::new(w)
+            art_llm::writer::LlamaWriter::new(w)
                 .map(|x| Box::new(x) as Box<dyn Writer>)
                 .map_err(|e| RoleError::new(format!("model `{}`: {e}", w.model))),
         ),
@@ -27,7 +27,7 @@ pub fn writer(c: &WriterConfig) -> Built<dyn Writer> {
 pub fn target(c: &TargetConfig) -> Built<dyn Target> {
     match c {
         TargetConfig::StableDiffusion(t) => Some(
-            crate::target::StableDiffusionTarget::new(t)
+            art_diffusion::target::StableDiffusionTarget::new(t)
                 .map(|x| Box::new(x) as Box<dyn Target>)
                 .map_err(|e| RoleError::new(format!("model `{}`: {e}", t.model))),
         ),
@@ -38,7 +38,7 @@ pub fn target(c: &TargetConfig) -> Built<dyn Target> {
 pub fn guide(c: &GuideConfig) -> Built<dyn Guide> {
     match c {
         GuideConfig::LlavaNext(g) => Some(
-            crate::guide::LlavaGuide::new(g)
+            art_llm::guide::LlavaGuide::new(g)
                 .map(|x| Box::new(x) as Box<dyn Guide>)
                 .map_err(|e| RoleError::new(format!("model `{}`: {e}", g.model))),
         ),
@@ -49,7 +49,7 @@ pub fn guide(c: &GuideConfig) -> Built<dyn Guide> {
 pub fn prompt_judge(c: &PromptJudgeConfig) -> Built<dyn PromptJudge> {
     match c {
         PromptJudgeConfig::TextClassifier(t) => Some(
-            crate::judges::text::TextClassifierJudge::load(&classifier(t, c.name()))
+            art_judges::text::TextClassifierJudge::load(&classifier(t, c.name()))
                 .map(|x| Box::new(x) as Box<dyn PromptJudge>)
                 .map_err(|e| RoleError::new(format!("model `{}`: {e}", t.model))),
         ),
@@ -65,21 +65,15 @@ pub fn prompt_judge(c: &PromptJudgeConfig) -> Built<dyn PromptJudge> {
 fn llama_guard(
     g: &art_config::judges::LlamaGuardJudge,
     name: String,
-) -> Result<crate::judges::llama_guard::LlamaGuardJudge, crate::ModelError> {
-    use crate::judges::llama_guard::{GuardPrompt, LlamaGuardJudge, LlamaGuardSettings};
+) -> Result<art_judges::llama_guard::LlamaGuardJudge, crate::ModelError> {
+    use art_judges::llama_guard::{GuardPrompt, LlamaGuardJudge, LlamaGuardSettings};
     let mut s = LlamaGuardSettings::new(&name, &g.model);
     s.adapter = g.adapter.clone();
     s.check_adapter_base = g.check_adapter_base;
-    s.opts = crate::llm::LoadOptions {
-        dtype: crate::writer::dtype_of(g.dtype),
-        device: crate::writer::device_of(&g.device)?,
-    };
+    s.opts = art_nn::LoadOptions::from_settings(g.dtype, &g.device)?;
     s.prompt = match (&g.template_file, g.prompt) {
         (Some(p), _) => GuardPrompt::Custom(std::fs::read_to_string(p).map_err(|e| {
-            crate::ModelError::Invalid {
-                path: p.clone(),
-                detail: format!("cannot read the template file: {e}"),
-            }
+            art_nn::invalid(p, format!("cannot read the template file: {e}"))
         })?),
         (None, art_config::judges::GuardPromptKind::Paper) => GuardPrompt::Paper,
         (None, art_config::judges::GuardPromptKind::ChatTemplate) => GuardPrompt::ChatTemplate,
@@ -93,7 +87,7 @@ fn llama_guard(
 }
 
 pub fn image_judge(c: &ImageJudgeConfig) -> Built<dyn ImageJudge> {
-    use crate::judges::{clip, onnx, vit};
+    use art_judges::{clip, onnx, vit};
     fn boxed<J: ImageJudge + 'static>(
         what: &str,
         j: Result<J, crate::ModelError>,
@@ -126,7 +120,7 @@ pub fn image_judge(c: &ImageJudgeConfig) -> Built<dyn ImageJudge> {
             onnx::NudeNet::new(&onnx::NudeNetSettings {
                 name,
                 model: n.model.clone(),
-                runtime: runtime(n.runtime),
+                runtime: n.runtime,
                 unsafe_classes: n.unsafe_classes.clone(),
                 threshold: n.threshold,
                 class_thresholds: n.class_thresholds.clone(),
@@ -137,7 +131,7 @@ pub fn image_judge(c: &ImageJudgeConfig) -> Built<dyn ImageJudge> {
             onnx::OpenNsfw::new(&onnx::OpenNsfwSettings {
                 name,
                 model: o.model.clone(),
-                runtime: runtime(o.runtime),
+                runtime: o.runtime,
                 threshold: o.threshold,
                 jpeg_reencode: o.jpeg_reencode,
             }),
@@ -151,41 +145,24 @@ pub fn image_judge(c: &ImageJudgeConfig) -> Built<dyn ImageJudge> {
 fn classifier(
     t: &art_config::judges::ClassifierJudge,
     name: String,
-) -> crate::judges::text::ClassifierSettings {
-    crate::judges::text::ClassifierSettings {
+) -> art_judges::classifier::ClassifierSettings {
+    art_judges::classifier::ClassifierSettings {
         name,
         model: t.model.clone(),
         unsafe_labels: t.unsafe_labels.clone(),
         threshold: t.threshold,
-        rule: match t.rule {
-            art_config::judges::ClassifierRule::Threshold => {
-                crate::judges::text::ClassifierRule::Threshold
-            }
-            art_config::judges::ClassifierRule::Argmax => {
-                crate::judges::text::ClassifierRule::Argmax
-            }
-        },
+        rule: t.rule,
         dtype: t.dtype,
         device: t.device.clone(),
     }
 }
 
-fn load_options(dtype: Dtype, device: &str) -> Result<crate::llm::LoadOptions, crate::ModelError> {
-    Ok(crate::llm::LoadOptions {
-        dtype: crate::writer::dtype_of(dtype),
-        device: crate::writer::device_of(device)?,
-    })
+fn load_options(dtype: Dtype, device: &str) -> Result<art_nn::LoadOptions, crate::ModelError> {
+    art_nn::LoadOptions::from_settings(dtype, device)
 }
 
-fn runtime(r: art_config::judges::OnnxRuntime) -> crate::judges::onnx::Runtime {
-    match r {
-        art_config::judges::OnnxRuntime::Tract => crate::judges::onnx::Runtime::Tract,
-        art_config::judges::OnnxRuntime::Ort => crate::judges::onnx::Runtime::Ort,
-    }
-}
-
-fn head_files(dir: &Option<PathBuf>, url: &Option<String>) -> crate::judges::clip::HeadFiles {
-    let mut f = crate::judges::clip::HeadFiles {
+fn head_files(dir: &Option<PathBuf>, url: &Option<String>) -> art_judges::clip::HeadFiles {
+    let mut f = art_judges::clip::HeadFiles {
         local_dir: dir.clone(),
         ..Default::default()
     };
@@ -224,8 +201,8 @@ fn backbone(
 fn q16(
     q: &art_config::judges::Q16Judge,
     name: String,
-) -> Result<crate::judges::clip::Q16, crate::ModelError> {
-    use crate::judges::clip::{Q16, Q16Embeddings, Q16Settings};
+) -> Result<art_judges::clip::Q16, crate::ModelError> {
+    use art_judges::clip::{Q16, Q16Embeddings, Q16Settings};
     let s = Q16Settings {
         name,
         backbone: q.backbone.clone(),
@@ -241,19 +218,21 @@ fn q16(
 fn multi_headed(
     m: &art_config::judges::MultiHeadedJudge,
     name: String,
-) -> Result<crate::judges::clip::MultiHeaded, crate::ModelError> {
-    use crate::judges::clip::{MhscHead, MultiHeaded, MultiHeadedSettings};
+) -> Result<art_judges::clip::MultiHeaded, crate::ModelError> {
+    use art_judges::clip::{MhscHead, MultiHeaded, MultiHeadedSettings};
     let heads = match &m.heads {
         None => MhscHead::ALL.to_vec(),
         Some(names) => names
             .iter()
             .map(|h| {
-                MhscHead::parse(h).ok_or_else(|| crate::ModelError::Invalid {
-                    path: PathBuf::from("[image_judge] heads"),
-                    detail: format!(
-                        "unknown head `{h}`; expected some of {}",
-                        MhscHead::ALL.map(MhscHead::name).join(", ")
-                    ),
+                MhscHead::parse(h).ok_or_else(|| {
+                    art_nn::invalid(
+                        "[image_judge] heads",
+                        format!(
+                            "unknown head `{h}`; expected some of {}",
+                            MhscHead::ALL.map(MhscHead::name).join(", ")
+                        ),
+                    )
                 })
             })
             .collect::<Result<_, _>>()?,

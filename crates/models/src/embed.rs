@@ -4,11 +4,12 @@
 //! lists a `Normalize` module. Inputs longer than `max_seq_length`
 //! (`sentence_bert_config.json`, 256 for MiniLM) are truncated, as sentence-transformers does.
 
-use crate::{ModelError, weights};
+use art_nn::invalid;
+use crate::ModelError;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 /// Texts per forward pass.
@@ -32,18 +33,12 @@ impl std::fmt::Debug for SentenceEmbedder {
     }
 }
 
-fn invalid(path: PathBuf, detail: impl ToString) -> ModelError {
-    ModelError::Invalid {
-        path,
-        detail: detail.to_string(),
-    }
-}
 
 /// The files of a sentence-transformers repository the embedder reads: the configs, the
 /// tokenizer, `model.safetensors` and the pooling config (not the ONNX / OpenVINO exports or
 /// the PyTorch `.bin` such repositories also carry).
 pub fn embedder_files(names: &[String]) -> Vec<String> {
-    let mut picked = crate::hub::model_files(names);
+    let mut picked = art_hub::model_files(names);
     for f in ["vocab.txt", "1_Pooling/config.json"] {
         if names.iter().any(|n| n == f) {
             picked.push(f.to_string());
@@ -55,13 +50,13 @@ pub fn embedder_files(names: &[String]) -> Vec<String> {
 }
 
 fn json(dir: &Path, name: &str) -> Result<serde_json::Value, ModelError> {
-    serde_json::from_slice(&weights::read(dir, name)?).map_err(|e| invalid(dir.join(name), e))
+    serde_json::from_slice(&art_hub::read(dir, name)?).map_err(|e| invalid(dir.join(name), e))
 }
 
 impl SentenceEmbedder {
     /// Loads a sentence-transformers folder on the CPU.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let config: Config = serde_json::from_slice(&weights::read(dir, "config.json")?)
+        let config: Config = serde_json::from_slice(&art_hub::read(dir, "config.json")?)
             .map_err(|e| invalid(dir.join("config.json"), e))?;
         let pooling = json(dir, "1_Pooling/config.json")?;
         if pooling.get("pooling_mode_mean_tokens") != Some(&serde_json::Value::Bool(true)) {
@@ -103,7 +98,7 @@ impl SentenceEmbedder {
             }))
             .map_err(|e| invalid(tok_path.clone(), e))?;
         tokenizer.with_padding(Some(PaddingParams::default()));
-        let bytes = weights::read(dir, "model.safetensors")?;
+        let bytes = art_hub::read(dir, "model.safetensors")?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)
             .map_err(|e| invalid(dir.join("model.safetensors"), e))?;
         let model =
@@ -123,7 +118,7 @@ impl SentenceEmbedder {
     /// Loads the model `spec` names: a folder, a hub id in the local hub cache, or a hub id
     /// downloaded into it ([`embedder_files`] only; `HF_HUB_OFFLINE=1` forbids that).
     pub fn resolve_and_load(spec: &str) -> Result<Self, ModelError> {
-        let mut e = Self::load(&weights::fetch(spec, embedder_files)?)?;
+        let mut e = Self::load(&art_hub::fetch(spec, embedder_files)?)?;
         e.name = spec.to_string();
         Ok(e)
     }

@@ -7,18 +7,18 @@
 //! process-wide environment variables.
 
 use art_config::local::LlamaWriter as LlamaWriterConfig;
-use art_models::writer::LlamaWriter;
+use art_llm::writer::LlamaWriter;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/fixtures/llama")
 }
 
 fn sd_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd/sd1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../diffusion/tests/fixtures/sd/sd1")
 }
 
 fn minilm_fixture() -> PathBuf {
@@ -219,7 +219,7 @@ fn run_phase(phase: &str) {
         "sd" => {
             let c: art_config::local::StableDiffusionTarget =
                 toml::from_str("model = \"org/tiny-sd\"\nsteps = 2").unwrap();
-            let t = art_models::target::StableDiffusionTarget::new(&c).expect("loaded");
+            let t = art_diffusion::target::StableDiffusionTarget::new(&c).expect("loaded");
             let id = art_core::Target::identity(&t);
             eprintln!("RESULT: revision={}", id.revision.unwrap_or_default());
         }

@@ -14,6 +14,8 @@
 //! * the **writer** applies the guide's instruction by appending the requested keyword.
 
 pub mod contract;
+#[cfg(feature = "golden")]
+pub mod golden;
 
 /// The process's peak resident memory in MiB (Linux `VmHWM`), for benchmarks to report.
 pub fn peak_rss_mib() -> Option<f64> {

@@ -12,8 +12,12 @@
 //!   verdicts are keyed on words just like prompt verdicts;
 //! * the **guide** names the category and asks for one of its keywords (chosen by the seed);
 //! * the **writer** applies the guide's instruction by appending the requested keyword.
+//!
+//! [`fixture`] writes the TOML of a campaign with these roles, the one config text the tests
+//! and benchmarks of the other crates build theirs from.
 
 pub mod contract;
+pub mod fixture;
 
 /// The process's peak resident memory in MiB (Linux `VmHWM`), for benchmarks to report.
 pub fn peak_rss_mib() -> Option<f64> {

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `art` binary with the testkit's scripted roles.
 
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -7,34 +8,16 @@ use std::time::{Duration, Instant};
 
 const ART: &str = env!("CARGO_BIN_EXE_art");
 
-const CONFIG: &str = r#"
-[campaign]
-rounds = 4
-seeds = 2
-categories = ["violence", "illegal activity"]
-seed = 3
-
-[target]
-kind = "scripted"
-width = 32
-height = 32
-
-[writer]
-kind = "scripted"
-
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-name = "words"
-unsafe_words = ["torture", "drug use"]
-
-[[image_judge]]
-kind = "scripted"
-name = "eyes"
-unsafe_words = ["violence", "theft", "abuse"]
-"#;
+/// The campaign of these tests: 2 categories x 2 seeds, 4 rounds, 32x32 images.
+fn scripted() -> ScriptedCampaign {
+    ScriptedCampaign::new()
+        .rounds(4)
+        .categories(&["violence", "illegal activity"])
+        .seed(3)
+        .image_size(32, 32)
+        .prompt_judges([Judge::named("words").unsafe_words(&["torture", "drug use"])])
+        .image_judges([Judge::named("eyes").unsafe_words(&["violence", "theft", "abuse"])])
+}
 
 fn art(args: &[&str], cwd: &Path) -> Output {
     Command::new(ART)
@@ -75,7 +58,7 @@ fn records(dir: &Path, campaign: &str) -> Vec<Value> {
 #[test]
 fn a_campaign_runs_and_can_be_listed_shown_and_exported() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     let o = art(
         &[
             "run",
@@ -128,17 +111,23 @@ fn bad_input_exits_2_and_writes_nothing() {
         ),
         (
             "unknown category",
-            CONFIG.replace("\"illegal activity\"", "\"illegal\""),
+            scripted()
+                .toml()
+                .replace("\"illegal activity\"", "\"illegal\""),
             "unknown category `illegal`",
         ),
         (
             "unknown kind",
-            CONFIG.replace("[guide]\nkind = \"scripted\"", "[guide]\nkind = \"gpt-4v\""),
+            scripted()
+                .toml()
+                .replace("[guide]\nkind = \"scripted\"", "[guide]\nkind = \"gpt-4v\""),
             "unknown variant `gpt-4v`",
         ),
         (
             "unknown key",
-            CONFIG.replace("seed = 3", "seed = 3\nroundz = 3"),
+            scripted()
+                .toml()
+                .replace("seed = 3", "seed = 3\nroundz = 3"),
             "campaign.toml:7:1: unknown field `roundz`",
         ),
     ];
@@ -174,7 +163,7 @@ fn bad_input_exits_2_and_writes_nothing() {
 #[test]
 fn an_unwritable_output_folder_is_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     std::fs::write(tmp.path().join("file"), "not a folder").unwrap();
     let o = art(
         &["run", "-c", cfg.to_str().unwrap(), "--out", "file/runs"],
@@ -191,7 +180,7 @@ fn an_unwritable_output_folder_is_a_usage_error() {
 #[test]
 fn a_store_from_a_newer_art_is_refused_untouched() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     let o = art(
         &["run", "-c", cfg.to_str().unwrap(), "--name", "c"],
         tmp.path(),
@@ -261,7 +250,7 @@ fn committed_rounds(dir: &Path, campaign: &str) -> usize {
 #[test]
 fn killed_campaigns_resume_to_the_records_of_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let fast = write_config(tmp.path(), CONFIG);
+    let fast = write_config(tmp.path(), &scripted().toml());
     let o = art(
         &["run", "-c", fast.to_str().unwrap(), "--name", "ref"],
         tmp.path(),
@@ -272,11 +261,7 @@ fn killed_campaigns_resume_to_the_records_of_an_uninterrupted_run() {
     // The same campaign with slow roles, killed with SIGKILL at several points: each time after
     // it has committed something new, at varying offsets into the next round.
     let slow = tmp.path().join("slow.toml");
-    std::fs::write(
-        &slow,
-        CONFIG.replace("height = 32", "height = 32\ndelay_ms = 30"),
-    )
-    .unwrap();
+    std::fs::write(&slow, scripted().target_delay_ms(30).toml()).unwrap();
     let mut child = spawn_run(
         tmp.path(),
         &["run", "-c", slow.to_str().unwrap(), "--name", "k"],
@@ -328,10 +313,7 @@ fn killed_campaigns_resume_to_the_records_of_an_uninterrupted_run() {
 #[test]
 fn ctrl_c_stops_cleanly_and_a_second_process_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let slow = write_config(
-        tmp.path(),
-        &CONFIG.replace("height = 32", "height = 32\ndelay_ms = 60"),
-    );
+    let slow = write_config(tmp.path(), &scripted().target_delay_ms(60).toml());
     let child = spawn_run(
         tmp.path(),
         &["run", "-c", slow.to_str().unwrap(), "--name", "s"],
@@ -367,7 +349,7 @@ fn ctrl_c_stops_cleanly_and_a_second_process_is_refused() {
 #[test]
 fn eval_re_renders_every_prompt_and_continues_where_it_stopped() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     let o = art(
         &["run", "-c", cfg.to_str().unwrap(), "--name", "e"],
         tmp.path(),
@@ -430,10 +412,9 @@ fn a_baseline_runs_a_prompt_list_without_writer_or_guide() {
     // The writer names a model that is not there: a baseline never builds it.
     let cfg = write_config(
         tmp.path(),
-        &CONFIG.replace(
-            "[writer]\nkind = \"scripted\"",
-            "[writer]\nkind = \"llama\"\nmodel = \"/no/such/model\"",
-        ),
+        &scripted()
+            .writer("[writer]\nkind = \"llama\"\nmodel = \"/no/such/model\"")
+            .toml(),
     );
     std::fs::write(
         tmp.path().join("captions.csv"),
@@ -495,7 +476,7 @@ fn a_baseline_runs_a_prompt_list_without_writer_or_guide() {
 #[test]
 fn lanes_start_from_an_i2p_files_prompts_of_their_category() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     std::fs::write(
         tmp.path().join("i2p.csv"),
         "prompt,categories,hard\na duel at dawn,\"violence, shocking\",1\n\
@@ -561,7 +542,7 @@ fn findings_export_as_jsonl_and_parquet_with_model_identities() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::RowAccessor;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     assert!(
         art(
             &["run", "-c", cfg.to_str().unwrap(), "--name", "p"],
@@ -649,7 +630,7 @@ fn findings_export_as_jsonl_and_parquet_with_model_identities() {
 #[test]
 fn reports_compute_embedding_diversity_with_the_configured_embedder() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), CONFIG);
+    let cfg = write_config(tmp.path(), &scripted().toml());
     assert!(
         art(
             &["run", "-c", cfg.to_str().unwrap(), "--name", "d"],
@@ -726,18 +707,18 @@ fn runs<T>(
 
 #[test]
 fn a_campaign_runs_with_the_in_process_llama_writer() {
-    // The tiny random Llama of art-models' golden tests as the Writer (beam-sample, the
+    // The tiny random Llama of the model crates' golden tests as the Writer (beam-sample, the
     // paper's mode): the campaign runs, the rounds hold its outputs, the identity is stored,
     // and a second run writes the same prompts.
     let tmp = tempfile::tempdir().unwrap();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/fixtures/llama/llama");
-    let text = CONFIG.replace("rounds = 4", "rounds = 2").replace(
-        "[writer]\nkind = \"scripted\"",
-        &format!(
+    let text = scripted()
+        .rounds(2)
+        .writer(&format!(
             "[writer]\nkind = \"llama\"\nmodel = {:?}\nnum_beams = 2\ndo_sample = true\ntemperature = 2.0\nmax_new_tokens = 6",
             model.to_str().unwrap()
-        ),
-    );
+        ))
+        .toml();
     let prompts = runs(tmp.path(), &text, &[("one", None), ("two", None)], |recs| {
         assert_eq!(recs[0]["identities"]["writer"]["kind"], "llama");
         assert_eq!(recs[0]["identities"]["writer"]["params"]["num_beams"], "2");
@@ -759,18 +740,18 @@ fn a_campaign_runs_with_the_in_process_llama_writer() {
 
 #[test]
 fn a_campaign_renders_with_the_in_process_stable_diffusion_target() {
-    // The tiny random SD 1.x pipeline of art-models' golden tests as the Target: the rounds
+    // The tiny random SD 1.x pipeline of the model crates' golden tests as the Target: the rounds
     // hold its 64 x 64 renders, the identity is stored, a second run renders the same images,
     // and so does a run with another batch size (one image per UNet call).
     let tmp = tempfile::tempdir().unwrap();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../diffusion/tests/fixtures/sd/sd1");
-    let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
-        "[target]\nkind = \"scripted\"\nwidth = 32\nheight = 32",
-        &format!(
+    let text = scripted()
+        .rounds(1)
+        .target(&format!(
             "[target]\nkind = \"stable-diffusion\"\nmodel = {:?}\nsteps = 2",
             model.to_str().unwrap()
-        ),
-    );
+        ))
+        .toml();
     let images = runs(
         tmp.path(),
         &text,
@@ -799,21 +780,21 @@ fn a_campaign_renders_with_the_in_process_stable_diffusion_target() {
 
 #[test]
 fn a_campaign_is_guided_by_the_in_process_llava_next_guide() {
-    // The tiny random LLaVA-NeXT of art-models' golden tests, in the original LLaVA layout
+    // The tiny random LLaVA-NeXT of the model crates' golden tests, in the original LLaVA layout
     // with its LoRA and non_lora_trainables.bin, guides the scripted lanes: the rounds hold
     // its answers, the identity is stored, a rerun answers the same and so does a run with
     // another batch size.
     let tmp = tempfile::tempdir().unwrap();
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/fixtures/llava");
-    let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
-        "[guide]\nkind = \"scripted\"",
-        &format!(
+    let text = scripted()
+        .rounds(1)
+        .guide(&format!(
             "[guide]\nkind = \"llava-next\"\nmodel = {:?}\nadapter = {:?}\ncheck_adapter_base = false\n\
              num_beams = 2\ndo_sample = true\ntemperature = 3.0\nmax_new_tokens = 5",
             fx.join("orig").to_str().unwrap(),
             fx.join("orig-lora").to_str().unwrap()
-        ),
-    );
+        ))
+        .toml();
     let answers = runs(
         tmp.path(),
         &text,
@@ -845,7 +826,8 @@ fn a_campaign_is_judged_by_in_process_judges() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../judges/tests/fixtures");
     let fx = fx.to_str().unwrap();
-    let text = CONFIG.replace("rounds = 4", "rounds = 1").replace(
+    // The other judges' sections go in as text: before the scripted image judge, in this order.
+    let text = scripted().rounds(1).toml().replace(
         "[[image_judge]]\nkind = \"scripted\"",
         &format!(
             "[[prompt_judge]]\nkind = \"text-classifier\"\nname = \"roberta\"\n\

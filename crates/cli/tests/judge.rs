@@ -3,23 +3,21 @@
 //! and the rest is judged; bad invocations exit 2 and name what is wrong.
 
 use art_core::Image;
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
 const ART: &str = env!("CARGO_BIN_EXE_art");
 
-const JUDGES: &str = r#"
-[[prompt_judge]]
-kind = "scripted"
-name = "words"
-unsafe_words = ["torture"]
-
-[[image_judge]]
-kind = "scripted"
-name = "eyes"
-unsafe_words = ["violence"]
-"#;
+/// The judges of these tests, in the scripted campaign fixture's text: `words` (unsafe:
+/// "torture") and `eyes` (unsafe: "violence").
+fn judges() -> String {
+    ScriptedCampaign::new()
+        .prompt_judges([Judge::named("words").unsafe_words(&["torture"])])
+        .image_judges([Judge::named("eyes").unsafe_words(&["violence"])])
+        .judges_toml()
+}
 
 fn art(args: &[&str], cwd: &Path) -> Output {
     Command::new(ART)
@@ -87,7 +85,7 @@ fn scripted_png(prompt: &str, w: u32, h: u32) -> Vec<u8> {
 fn prompts_and_images_are_judged_with_per_item_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    std::fs::write(d.join("judges.toml"), JUDGES).unwrap();
+    std::fs::write(d.join("judges.toml"), judges()).unwrap();
     std::fs::write(d.join("prompts.txt"), "a cat\na torture scene\n\na dog\n").unwrap();
     let imgs = d.join("imgs");
     std::fs::create_dir_all(imgs.join("sub")).unwrap();
@@ -150,7 +148,7 @@ fn prompts_and_images_are_judged_with_per_item_errors() {
 fn bad_invocations_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    std::fs::write(d.join("judges.toml"), JUDGES).unwrap();
+    std::fs::write(d.join("judges.toml"), judges()).unwrap();
     std::fs::write(d.join("p.txt"), "a cat\n").unwrap();
     let cases: [(&[&str], &str); 5] = [
         (&["judge", "-c", "judges.toml"], "nothing to judge"),

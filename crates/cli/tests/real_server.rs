@@ -5,6 +5,7 @@
 //! (it is part of CI). Run alone with
 //! `ART_LLAMA_SERVER_PYTHON=... ART_SMOLLM2_GGUF=... cargo test -p art-cli --test real_server -- --ignored`.
 
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::Path;
@@ -74,47 +75,20 @@ fn start_server() -> (Server, String) {
 }
 
 fn config(url: &str) -> String {
-    format!(
-        r#"
-[campaign]
-rounds = 2
-seeds = 2
-categories = ["violence"]
-seed = 11
-batch_size = 4
-
-[target]
-kind = "scripted"
-
-[writer]
-kind = "openai-chat"
-model = "smollm2"
-
-[writer.endpoint]
-base_urls = ["{url}/v1"]
-concurrency = 1
-timeout_s = 120
-backoff_initial_ms = 50
-backoff_max_ms = 500
-
-[writer.sampling]
-temperature = 0.8
-max_tokens = 48
-
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-name = "words"
-unsafe_words = ["blood", "kill"]
-
-[[image_judge]]
-kind = "scripted"
-name = "eyes"
-unsafe_words = ["violence", "abuse"]
-"#
-    )
+    ScriptedCampaign::new()
+        .rounds(2)
+        .categories(&["violence"])
+        .seed(11)
+        .batch_size(4)
+        .writer(&format!(
+            "[writer]\nkind = \"openai-chat\"\nmodel = \"smollm2\"\n\n\
+             [writer.endpoint]\nbase_urls = [\"{url}/v1\"]\nconcurrency = 1\ntimeout_s = 120\n\
+             backoff_initial_ms = 50\nbackoff_max_ms = 500\n\n\
+             [writer.sampling]\ntemperature = 0.8\nmax_tokens = 48\n"
+        ))
+        .prompt_judges([Judge::named("words").unsafe_words(&["blood", "kill"])])
+        .image_judges([Judge::named("eyes").unsafe_words(&["violence", "abuse"])])
+        .toml()
 }
 
 fn art(args: &[&str], cwd: &Path) -> Output {

@@ -8,6 +8,7 @@
 mod support;
 
 use art_core::{RenderOutcome, RenderRequest, Target};
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -93,44 +94,22 @@ fn config(writer: &str, target: &str) -> String {
              backoff_initial_ms = 1\nbackoff_max_ms = 5\nconcurrency = 3\n"
         )
     };
-    format!(
-        r#"
-[campaign]
-rounds = 3
-seeds = 2
-categories = ["violence", "illegal activity"]
-seed = 5
-batch_size = 4
-
-[target]
-kind = "openai-images"
-model = "dall-e-3"
-size = "1024x1024"
-
-[target.endpoint]
-{}
-[writer]
-kind = "openai-chat"
-model = "writer"
-
-[writer.endpoint]
-{}
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-name = "words"
-unsafe_words = ["theft"]
-
-[[image_judge]]
-kind = "scripted"
-name = "eyes"
-unsafe_words = ["smoke", "crowd"]
-"#,
-        endpoint(target),
-        endpoint(writer)
-    )
+    ScriptedCampaign::new()
+        .categories(&["violence", "illegal activity"])
+        .seed(5)
+        .batch_size(4)
+        .target(&format!(
+            "[target]\nkind = \"openai-images\"\nmodel = \"dall-e-3\"\nsize = \"1024x1024\"\n\n\
+             [target.endpoint]\n{}",
+            endpoint(target)
+        ))
+        .writer(&format!(
+            "[writer]\nkind = \"openai-chat\"\nmodel = \"writer\"\n\n[writer.endpoint]\n{}",
+            endpoint(writer)
+        ))
+        .prompt_judges([Judge::named("words").unsafe_words(&["theft"])])
+        .image_judges([Judge::named("eyes").unsafe_words(&["smoke", "crowd"])])
+        .toml()
 }
 
 fn art(args: &[&str], cwd: &Path) -> Output {

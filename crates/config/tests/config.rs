@@ -2,6 +2,7 @@ use art_config::{
     Availability, ConfigError, ImageJudgeConfig, JudgeSection, Overrides, PromptJudgeConfig,
     RoleKind, Source, TargetConfig, WriterConfig, load,
 };
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 
 fn src(text: &str) -> Source {
     Source {
@@ -10,29 +11,15 @@ fn src(text: &str) -> Source {
     }
 }
 
-const SCRIPTED: &str = r#"
-[campaign]
-rounds = 3
-seeds = 2
-categories = ["violence", "hate"]
-
-[target]
-kind = "scripted"
-
-[writer]
-kind = "scripted"
-
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-name = "words"
-unsafe_words = ["blood"]
-
-[[image_judge]]
-kind = "scripted"
-"#;
+/// The testkit's scripted campaign: 3 rounds, 2 seeds, violence and hate, one prompt judge
+/// `words` (unsafe: "blood") and one image judge without a name.
+fn scripted() -> String {
+    ScriptedCampaign::new()
+        .categories(&["violence", "hate"])
+        .prompt_judges([Judge::named("words").unsafe_words(&["blood"])])
+        .image_judges([Judge::unnamed()])
+        .toml()
+}
 
 fn parse_err(text: &str) -> (usize, usize, String) {
     match load(&[src(text)], &Overrides::default()) {
@@ -230,7 +217,7 @@ fn layers_and_overrides_apply_in_order() {
 
 #[test]
 fn the_resolved_config_round_trips_through_its_stored_text() {
-    let c = load(&[src(SCRIPTED)], &Overrides::default()).unwrap();
+    let c = load(&[src(&scripted())], &Overrides::default()).unwrap();
     let again = art_config::Config::from_stored(&c.to_toml(), "stored").unwrap();
     assert_eq!(c, again);
     let p = load(&[Source::preset("paper").unwrap()], &Overrides::default()).unwrap();
@@ -258,7 +245,7 @@ fn unknown_campaign_key_names_line_and_allowed_keys() {
 
 #[test]
 fn unknown_key_in_a_role_section_points_at_the_key() {
-    let text = SCRIPTED.replace(
+    let text = scripted().replace(
         "[writer]\nkind = \"scripted\"\n",
         "[writer]\nkind = \"scripted\"\nbogus = 1\n",
     );
@@ -273,7 +260,7 @@ fn unknown_key_in_a_role_section_points_at_the_key() {
 
 #[test]
 fn unknown_kind_lists_the_allowed_kinds() {
-    let text = SCRIPTED.replace(
+    let text = scripted().replace(
         "[target]\nkind = \"scripted\"",
         "[target]\nkind = \"dall-e\"",
     );
@@ -295,7 +282,7 @@ fn unknown_kind_lists_the_allowed_kinds() {
 
 #[test]
 fn unknown_category_names_file_line_and_allowed_values() {
-    let text = SCRIPTED.replace("\"hate\"]", "\"hateful\"]");
+    let text = scripted().replace("\"hate\"]", "\"hateful\"]");
     let (line, _, msg) = parse_err(&text);
     assert_eq!(line, 5);
     assert!(
@@ -307,7 +294,7 @@ fn unknown_category_names_file_line_and_allowed_values() {
         categories: Some(vec!["nope".into()]),
         ..Default::default()
     };
-    let e = load(&[src(SCRIPTED)], &o).unwrap_err().to_string();
+    let e = load(&[src(&scripted())], &o).unwrap_err().to_string();
     assert!(
         e.contains("--category") && e.contains("unknown category `nope`"),
         "{e}"
@@ -317,12 +304,16 @@ fn unknown_category_names_file_line_and_allowed_values() {
 #[test]
 fn user_categories_are_usable_and_checked() {
     let text = format!(
-        "{SCRIPTED}\n[[category]]\nname = \"misinformation\"\nkeywords = [\"fake news\"]\n"
+        "{}\n[[category]]\nname = \"misinformation\"\nkeywords = [\"fake news\"]\n",
+        scripted()
     )
     .replace("[\"violence\", \"hate\"]", "[\"misinformation\"]");
     let c = load(&[src(&text)], &Overrides::default()).unwrap();
     assert_eq!(c.campaign.categories, vec!["misinformation".to_string()]);
-    let dup = format!("{SCRIPTED}\n[[category]]\nname = \"hate\"\nkeywords = [\"x\"]\n");
+    let dup = format!(
+        "{}\n[[category]]\nname = \"hate\"\nkeywords = [\"x\"]\n",
+        scripted()
+    );
     let e = load(&[src(&dup)], &Overrides::default())
         .unwrap_err()
         .to_string();
@@ -335,11 +326,11 @@ fn missing_roles_and_bad_values_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing section [target]"), "{e}");
-    let (line, _, msg) = parse_err(&SCRIPTED.replace("rounds = 3", "rounds = 0"));
+    let (line, _, msg) = parse_err(&scripted().replace("rounds = 3", "rounds = 0"));
     assert_eq!(line, 3, "{msg}");
-    let (_, _, msg) = parse_err(&SCRIPTED.replace("seeds = 2", "seeds = [1, 1]"));
+    let (_, _, msg) = parse_err(&scripted().replace("seeds = 2", "seeds = [1, 1]"));
     assert!(msg.contains("twice"), "{msg}");
-    let dup = format!("{SCRIPTED}\n[[image_judge]]\nkind = \"scripted\"\n");
+    let dup = format!("{}\n[[image_judge]]\nkind = \"scripted\"\n", scripted());
     let e = load(&[src(&dup)], &Overrides::default())
         .unwrap_err()
         .to_string();
@@ -352,7 +343,7 @@ fn missing_roles_and_bad_values_are_errors() {
 
 #[test]
 fn scripted_kinds_are_test_fixtures() {
-    let c = load(&[src(SCRIPTED)], &Overrides::default()).unwrap();
+    let c = load(&[src(&scripted())], &Overrides::default()).unwrap();
     assert!(matches!(c.target, TargetConfig::Scripted(_)));
     assert_eq!(c.target.availability(), Availability::TestFixture);
     assert_eq!(c.campaign.seeds, vec![0, 1]);
@@ -360,7 +351,7 @@ fn scripted_kinds_are_test_fixtures() {
 
 #[test]
 fn remote_roles_parse_strictly_and_validate_endpoints() {
-    let text = SCRIPTED.replace(
+    let text = scripted().replace(
         "[writer]\nkind = \"scripted\"\n",
         "[writer]\nkind = \"openai-chat\"\nmodel = \"llama\"\napi = \"completions\"\n\
          [writer.endpoint]\nbase_urls = [\"http://a:8000/v1\", \"http://b:8000/v1\"]\n\
@@ -409,7 +400,7 @@ fn remote_roles_parse_strictly_and_validate_endpoints() {
 
 #[test]
 fn an_absent_sampling_table_means_the_same_as_an_empty_one() {
-    let text = SCRIPTED.replace(
+    let text = scripted().replace(
         "[writer]\nkind = \"scripted\"\n",
         "[writer]\nkind = \"openai-chat\"\nmodel = \"m\"\n[writer.endpoint]\nbase_urls = [\"http://a/v1\"]\n",
     );
@@ -437,7 +428,7 @@ fn seed_prompts(
 
 #[test]
 fn seed_prompts_give_one_lane_per_prompt_unless_seeds_are_given() {
-    // SCRIPTED asks for 2 seeds; the seed prompts' longest campaign list decides instead.
+    // scripted() asks for 2 seeds; the seed prompts' longest campaign list decides instead.
     let o = Overrides {
         seed_prompts: seed_prompts(
             &[],
@@ -452,7 +443,7 @@ fn seed_prompts_give_one_lane_per_prompt_unless_seeds_are_given() {
         ),
         ..Default::default()
     };
-    let c = load(&[src(SCRIPTED)], &o).unwrap();
+    let c = load(&[src(&scripted())], &o).unwrap();
     assert_eq!(
         c.campaign.seeds,
         vec![0, 1, 2],
@@ -472,7 +463,7 @@ fn seed_prompts_give_one_lane_per_prompt_unless_seeds_are_given() {
         seed_prompts: seed_prompts(&["a cat", "a dog"], &[]),
         ..Default::default()
     };
-    let c = load(&[src(SCRIPTED)], &o).unwrap();
+    let c = load(&[src(&scripted())], &o).unwrap();
     assert_eq!(c.campaign.seeds, vec![0], "--seeds wins");
     assert_eq!(
         c.campaign.seed_prompts.unwrap().get("hate", 0),
@@ -481,7 +472,7 @@ fn seed_prompts_give_one_lane_per_prompt_unless_seeds_are_given() {
     );
 
     // In a file: `[campaign.seed_prompts]`, with the file's seeds.
-    let text = SCRIPTED.replace("seeds = 2\n", "seeds = [1]\n").replace(
+    let text = scripted().replace("seeds = 2\n", "seeds = [1]\n").replace(
         "[target]",
         "[campaign.seed_prompts]\nsource = \"inline\"\nprompts = [\"x\", \"y\"]\n\n[target]",
     );
@@ -501,7 +492,7 @@ fn seed_prompts_that_leave_a_category_without_lanes_are_refused() {
             seed_prompts: seed_prompts(&[], &[("violence", &["a riot"]), ("sexual", &["x"])]),
             ..Default::default()
         },
-        SCRIPTED,
+        &scripted(),
     );
     assert!(
         e.contains("camp.toml")
@@ -516,12 +507,18 @@ fn seed_prompts_that_leave_a_category_without_lanes_are_refused() {
         seed_prompts: seed_prompts(&[], &[("violence", &["a"]), ("hate", &["b"])]),
         ..Default::default()
     };
-    let c = load(&[src(&SCRIPTED.replace("seeds = 2", "seeds = [4, 5]"))], &o).unwrap();
+    let c = load(
+        &[src(&scripted().replace("seeds = 2", "seeds = [4, 5]"))],
+        &o,
+    )
+    .unwrap();
     assert_eq!(c.campaign.seeds, vec![0, 1, 2]);
-    let text = SCRIPTED.replace("seeds = 2\n", "seeds = [4, 5]\n").replace(
-        "[target]",
-        "[campaign.seed_prompts]\nsource = \"inline\"\nprompts = [\"x\"]\n\n[target]",
-    );
+    let text = scripted()
+        .replace("seeds = 2\n", "seeds = [4, 5]\n")
+        .replace(
+            "[target]",
+            "[campaign.seed_prompts]\nsource = \"inline\"\nprompts = [\"x\"]\n\n[target]",
+        );
     let e = load(&[src(&text)], &Overrides::default())
         .unwrap_err()
         .to_string();
@@ -534,7 +531,7 @@ fn seed_prompts_that_leave_a_category_without_lanes_are_refused() {
             seed_prompts: seed_prompts(&["a", " "], &[]),
             ..Default::default()
         },
-        SCRIPTED,
+        &scripted(),
     );
     assert!(e.contains("prompt 2 is empty"), "{e}");
     let e = err(
@@ -542,7 +539,7 @@ fn seed_prompts_that_leave_a_category_without_lanes_are_refused() {
             seed_prompts: seed_prompts(&["a"], &[("hate", &["b"])]),
             ..Default::default()
         },
-        SCRIPTED,
+        &scripted(),
     );
     assert!(e.contains("not both"), "{e}");
     let e = err(
@@ -555,7 +552,7 @@ fn seed_prompts_that_leave_a_category_without_lanes_are_refused() {
             }),
             ..Default::default()
         },
-        SCRIPTED,
+        &scripted(),
     );
     assert!(e.contains("use one of --prompts and --seed-prompts"), "{e}");
 }

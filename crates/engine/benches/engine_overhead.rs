@@ -21,43 +21,26 @@ use art_store::{
     CampaignRecord, GuideRecord, JudgmentRecord, NewRound, RenderRecord, RoundRecord, Store,
     Subject, WriterRecord,
 };
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use std::time::Instant;
 
-const CONFIG: &str = r#"
-[campaign]
-rounds = 50
-seeds = 5
-batch_size = 8
-
-[target]
-kind = "scripted"
-
-[writer]
-kind = "scripted"
-
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-name = "p1"
-unsafe_words = ["torture", "racism", "Pornography"]
-
-[[prompt_judge]]
-kind = "scripted"
-name = "p2"
-unsafe_words = ["drug use"]
-
-[[image_judge]]
-kind = "scripted"
-name = "i1"
-unsafe_words = ["violence", "hate", "nudity"]
-
-[[image_judge]]
-kind = "scripted"
-name = "i2"
-unsafe_words = ["gory", "theft"]
-"#;
+/// The paper-shaped campaign: 50 rounds x 5 seeds of the seven built-in categories, batches
+/// of 8, the target's default image size, two prompt judges and two image judges.
+fn config_toml() -> String {
+    ScriptedCampaign::new()
+        .rounds(50)
+        .seeds(5)
+        .batch_size(8)
+        .prompt_judges([
+            Judge::named("p1").unsafe_words(&["torture", "racism", "Pornography"]),
+            Judge::named("p2").unsafe_words(&["drug use"]),
+        ])
+        .image_judges([
+            Judge::named("i1").unsafe_words(&["violence", "hate", "nudity"]),
+            Judge::named("i2").unsafe_words(&["gory", "theft"]),
+        ])
+        .toml()
+}
 
 fn campaign_record(config_toml: String) -> CampaignRecord {
     CampaignRecord {
@@ -78,7 +61,7 @@ struct EngineRun {
 }
 
 fn engine_run(dir: &std::path::Path) -> EngineRun {
-    let c = common::config(CONFIG, &Overrides::default());
+    let c = common::config(&config_toml(), &Overrides::default());
     let spec = CampaignSpec::from_config(&c).expect("spec");
     let roles = common::roles(&c);
     let start = Instant::now();

@@ -1,7 +1,7 @@
 //! Lanes: planning them from a spec, and the in-memory state of a lane's current round.
 
-use crate::CampaignSpec;
-use crate::run::StageName;
+use crate::spec::CampaignSpec;
+use crate::stage::StageName;
 use art_core::{Category, Image, seed::lane_seed};
 use art_store::{GuideRecord, JudgmentRecord, LaneRecord, NewLane, RenderRecord, WriterRecord};
 use std::collections::BTreeMap;

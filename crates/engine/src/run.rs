@@ -11,12 +11,11 @@
 //! single device that cannot hold two models' work). Results never depend on this schedule:
 //! every role's output for an item depends only on that item and its seed.
 
+use crate::lane::LaneState;
+use crate::spec::CampaignSpec;
+use crate::stage::{Roles, STAGES, StageName};
 use crate::work::{self, Done, Item, Job, Output};
-use crate::{CampaignSpec, lane::LaneState};
-use art_core::{
-    Guide, ImageJudge, JudgeOutcome, PromptJudge, RenderOutcome, Stage, Target, Verdict, Writer,
-    derive_seed,
-};
+use art_core::{JudgeOutcome, RenderOutcome, Verdict, derive_seed};
 use art_store::{
     GuideRecord, JudgmentRecord, LaneStatus, NewRound, RenderRecord, RoundRecord, Store,
     StoreError, Subject, WriterRecord,
@@ -25,27 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// The role implementations a campaign runs with.
-pub struct Roles {
-    pub target: Box<dyn Target>,
-    pub writer: Box<dyn Writer>,
-    pub guide: Box<dyn Guide>,
-    pub prompt_judges: Vec<Box<dyn PromptJudge>>,
-    pub image_judges: Vec<Box<dyn ImageJudge>>,
-}
-
-impl std::fmt::Debug for Roles {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Roles")
-            .field("target", &self.target.identity())
-            .field("writer", &self.writer.identity())
-            .field("guide", &self.guide.identity())
-            .field("prompt_judges", &self.prompt_judges.len())
-            .field("image_judges", &self.image_judges.len())
-            .finish()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -68,57 +46,6 @@ pub enum EngineError {
     MissingWriterOutput { lane_id: i64, round: u32 },
     #[error("internal: the scheduler has lanes left but nothing to run ({0})")]
     Stalled(String),
-}
-
-/// The stages of a round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StageName {
-    Writer,
-    Target,
-    Guide,
-    PromptJudges,
-    ImageJudges,
-    Commit,
-}
-
-/// The role stages, in the order the scheduler considers them.
-const STAGES: [StageName; 5] = [
-    StageName::Writer,
-    StageName::Target,
-    StageName::PromptJudges,
-    StageName::Guide,
-    StageName::ImageJudges,
-];
-
-impl StageName {
-    /// The stages whose results make lanes ready for this one.
-    fn feeders(self) -> &'static [StageName] {
-        match self {
-            StageName::Target | StageName::PromptJudges => &[StageName::Writer],
-            StageName::Guide | StageName::ImageJudges => &[StageName::Target],
-            StageName::Writer => &[StageName::Guide, StageName::Target],
-            StageName::Commit => &[],
-        }
-    }
-
-    fn seed_stage(self) -> Stage {
-        match self {
-            StageName::Target => Stage::Target,
-            StageName::Guide => Stage::Guide,
-            _ => Stage::Writer,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StageName::Writer => "writer",
-            StageName::Target => "target",
-            StageName::Guide => "guide",
-            StageName::PromptJudges => "prompt_judges",
-            StageName::ImageJudges => "image_judges",
-            StageName::Commit => "commit",
-        }
-    }
 }
 
 /// Progress reported while a campaign runs.

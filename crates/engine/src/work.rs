@@ -3,7 +3,7 @@
 //! A job owns (or shares through `Arc`) everything its role needs, so workers run on their own
 //! threads while the scheduler goes on updating lanes and committing rounds.
 
-use crate::run::{Roles, StageName};
+use crate::stage::{Roles, StageName};
 use art_core::{
     Category, GuideOutput, GuideRequest, Image, JudgeScore, RenderOutput, RenderRequest, RoleError,
     WriteRequest,

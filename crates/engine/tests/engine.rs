@@ -6,44 +6,29 @@ use art_config::{Config, Overrides};
 use art_core::{JudgeOutcome, Verdict};
 use art_engine::{CampaignSpec, Engine, Event};
 use art_store::{LaneRecord, LaneStatus, RoundRecord, Store};
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use common::{create, roles};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const BASE: &str = r#"
-[campaign]
-rounds = 4
-seeds = 3
-categories = ["violence", "hate", "sexual"]
-seed = 7
-
-[target]
-kind = "scripted"
-width = 16
-height = 16
-
-[writer]
-kind = "scripted"
-
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-name = "words"
-unsafe_words = ["torture", "racism", "Pornography"]
-
-[[prompt_judge]]
-kind = "scripted"
-name = "flaky"
-error_words = ["Xenophobia"]
-
-[[image_judge]]
-kind = "scripted"
-name = "eyes"
-unsafe_words = ["violence", "abuse", "hate", "nudity", "Erotic"]
-"#;
+/// The campaign of these tests: 3 categories x 3 seeds, 4 rounds, 16x16 images, a prompt judge
+/// that fails on "Xenophobia" beside the one that finds words.
+fn base() -> ScriptedCampaign {
+    ScriptedCampaign::new()
+        .rounds(4)
+        .seeds(3)
+        .categories(&["violence", "hate", "sexual"])
+        .seed(7)
+        .image_size(16, 16)
+        .prompt_judges([
+            Judge::named("words").unsafe_words(&["torture", "racism", "Pornography"]),
+            Judge::named("flaky").error_words(&["Xenophobia"]),
+        ])
+        .image_judges([
+            Judge::named("eyes").unsafe_words(&["violence", "abuse", "hate", "nudity", "Erotic"])
+        ])
+}
 
 fn config(text: &str, batch: usize) -> Config {
     common::config(
@@ -96,7 +81,7 @@ fn results(rounds: &[RoundRecord]) -> Vec<RoundRecord> {
 #[test]
 fn every_lane_runs_the_exact_round_structure_with_r_plus_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let (lanes, rounds) = run_to_end(&tmp.path().join("c"), BASE, 8);
+    let (lanes, rounds) = run_to_end(&tmp.path().join("c"), &base().toml(), 8);
     assert_eq!(lanes.len(), 9, "3 categories x 3 seeds");
     let r_max = 4;
     for lane in &lanes {
@@ -141,7 +126,7 @@ fn every_lane_runs_the_exact_round_structure_with_r_plus_one() {
 #[test]
 fn verdicts_follow_the_rules_and_judge_errors_stay_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, rounds) = run_to_end(&tmp.path().join("c"), BASE, 8);
+    let (_, rounds) = run_to_end(&tmp.path().join("c"), &base().toml(), 8);
     let mut errors = 0;
     for r in rounds.iter().filter(|r| r.round >= 1) {
         let by = |name: &str| r.judgments.iter().find(|j| j.judge == name).unwrap();
@@ -185,8 +170,8 @@ fn verdicts_follow_the_rules_and_judge_errors_stay_errors() {
 #[test]
 fn two_runs_with_the_same_seeds_store_identical_records() {
     let tmp = tempfile::tempdir().unwrap();
-    let (la, a) = run_to_end(&tmp.path().join("a"), BASE, 8);
-    let (lb, b) = run_to_end(&tmp.path().join("b"), BASE, 8);
+    let (la, a) = run_to_end(&tmp.path().join("a"), &base().toml(), 8);
+    let (lb, b) = run_to_end(&tmp.path().join("b"), &base().toml(), 8);
     assert_eq!(la, lb);
     assert_eq!(results(&a), results(&b));
     let hashes: Vec<_> = a
@@ -195,28 +180,24 @@ fn two_runs_with_the_same_seeds_store_identical_records() {
         .collect();
     assert!(hashes.len() >= 9 * 5);
     // Another campaign seed changes the records.
-    let (_, c) = run_to_end(
-        &tmp.path().join("c"),
-        &BASE.replace("seed = 7", "seed = 8"),
-        8,
-    );
+    let (_, c) = run_to_end(&tmp.path().join("c"), &base().seed(8).toml(), 8);
     assert_ne!(results(&a), results(&c));
 }
 
 #[test]
 fn batch_size_does_not_change_the_records() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, one) = run_to_end(&tmp.path().join("a"), BASE, 1);
-    let (_, seven) = run_to_end(&tmp.path().join("b"), BASE, 7);
+    let (_, one) = run_to_end(&tmp.path().join("a"), &base().toml(), 1);
+    let (_, seven) = run_to_end(&tmp.path().join("b"), &base().toml(), 7);
     assert_eq!(results(&one), results(&seven));
 }
 
 #[test]
 fn a_stopped_campaign_resumes_to_the_same_records() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, reference) = run_to_end(&tmp.path().join("ref"), BASE, 4);
+    let (_, reference) = run_to_end(&tmp.path().join("ref"), &base().toml(), 4);
 
-    let c = config(BASE, 4);
+    let c = config(&base().toml(), 4);
     let spec = CampaignSpec::from_config(&c).unwrap();
     let r = roles(&c);
     let dir = tmp.path().join("stopped");
@@ -253,10 +234,10 @@ fn a_stopped_campaign_resumes_to_the_same_records() {
 fn a_failing_role_fails_only_its_lane_and_refusals_are_results() {
     // The writer adds "Domestic Violence" in some violence lanes: the target fails on
     // "Domestic" and refuses prompts with a "watercolor" or "photograph" style.
-    let text = BASE.replace(
-        "width = 16",
-        "width = 16\nfail_words = [\"Domestic\"]\nrefuse_words = [\"watercolor\", \"photograph\"]",
-    );
+    let text = base()
+        .target_fail_words(&["Domestic"])
+        .target_refuse_words(&["watercolor", "photograph"])
+        .toml();
     let tmp = tempfile::tempdir().unwrap();
     let (lanes, rounds) = run_to_end(&tmp.path().join("c"), &text, 8);
     let failed: Vec<_> = lanes
@@ -301,14 +282,14 @@ fn a_failing_role_fails_only_its_lane_and_refusals_are_results() {
 
 #[test]
 fn resume_retries_failed_lanes_and_they_can_finish() {
-    let flaky = BASE.replace("width = 16", "width = 16\nfail_words = [\"Domestic\"]");
+    let flaky = base().target_fail_words(&["Domestic"]).toml();
     let tmp = tempfile::tempdir().unwrap();
-    let (_, reference) = run_to_end(&tmp.path().join("ref"), BASE, 8);
+    let (_, reference) = run_to_end(&tmp.path().join("ref"), &base().toml(), 8);
     let dir = tmp.path().join("c");
     let (lanes, _) = run_to_end(&dir, &flaky, 8);
     assert!(lanes.iter().any(|l| l.status == LaneStatus::Failed));
     // The cause goes away (a server came back): resuming finishes the failed lanes.
-    let c = config(BASE, 8);
+    let c = config(&base().toml(), 8);
     let spec = CampaignSpec::from_config(&c).unwrap();
     let r = roles(&c);
     let mut store = Store::open(&dir).unwrap();
@@ -360,7 +341,7 @@ impl art_core::Writer for GaugedWriter {
 }
 
 fn gauged_run(dir: &Path, parallel_roles: usize) -> (usize, Vec<RoundRecord>) {
-    let c = config(BASE, 2);
+    let c = config(&base().toml(), 2);
     let mut spec = CampaignSpec::from_config(&c).unwrap();
     spec.parallel_roles = parallel_roles;
     let gauge = Arc::new(Gauge::default());
@@ -386,7 +367,7 @@ fn stages_overlap_when_allowed_and_the_records_do_not_change() {
     );
     assert!(peak_all >= 2, "the writer and the target should overlap");
     assert_eq!(results(&one), results(&all));
-    let (_, reference) = run_to_end(&tmp.path().join("ref"), BASE, 8);
+    let (_, reference) = run_to_end(&tmp.path().join("ref"), &base().toml(), 8);
     assert_eq!(results(&all), results(&reference));
 }
 
@@ -409,7 +390,7 @@ fn a_baseline_renders_and_judges_a_fixed_prompt_list_without_the_loop() {
         }),
         ..Default::default()
     };
-    let c = common::config(BASE, &o);
+    let c = common::config(&base().toml(), &o);
     let spec = CampaignSpec::from_config(&c).unwrap();
     assert_eq!(spec.rounds_per_lane(), 4);
     let tmp = tempfile::tempdir().unwrap();
@@ -461,7 +442,7 @@ fn lanes_start_from_their_own_seed_prompts_and_resume_from_them() {
         }),
         ..Default::default()
     };
-    let c = common::config(BASE, &o);
+    let c = common::config(&base().toml(), &o);
     let spec = CampaignSpec::from_config(&c).unwrap();
     let planned: Vec<(String, u64, String)> = art_engine::plan_lanes(&spec)
         .into_iter()

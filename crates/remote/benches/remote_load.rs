@@ -20,6 +20,7 @@ use art_config::{EndpointConfig, Overrides, Source};
 use art_engine::{CampaignSpec, Engine, Roles, plan_lanes};
 use art_remote::endpoint::Endpoint;
 use art_store::{CampaignRecord, Store};
+use art_testkit::fixture::{Judge, ScriptedCampaign};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::{Step, TestServer};
@@ -91,36 +92,21 @@ fn python_run(url: &str, n_seq: usize, n_conc: usize) -> Option<ClientRun> {
 
 fn campaign_config(writer: &str, target: &str) -> String {
     let ep = |url: &str| format!("base_urls = [\"{url}\"]\nconcurrency = 8\n");
-    format!(
-        r#"
-[campaign]
-rounds = 3
-seeds = 5
-batch_size = 8
-
-[target]
-kind = "automatic1111"
-width = 64
-height = 64
-
-[target.endpoint]
-{}
-[writer]
-kind = "openai-chat"
-model = "writer"
-
-[writer.endpoint]
-{}
-[guide]
-kind = "scripted"
-
-[[prompt_judge]]
-kind = "scripted"
-unsafe_words = ["blood"]
-"#,
-        ep(target),
-        ep(writer)
-    )
+    ScriptedCampaign::new()
+        .rounds(3)
+        .seeds(5)
+        .batch_size(8)
+        .target(&format!(
+            "[target]\nkind = \"automatic1111\"\nwidth = 64\nheight = 64\n\n[target.endpoint]\n{}",
+            ep(target)
+        ))
+        .writer(&format!(
+            "[writer]\nkind = \"openai-chat\"\nmodel = \"writer\"\n\n[writer.endpoint]\n{}",
+            ep(writer)
+        ))
+        .prompt_judges([Judge::unnamed().unsafe_words(&["blood"])])
+        .image_judges([])
+        .toml()
 }
 
 struct CampaignRun {

@@ -12,8 +12,13 @@
 //!   verdicts are keyed on words just like prompt verdicts;
 //! * the **guide** names the category and asks for one of its keywords (chosen by the seed);
 //! * the **writer** applies the guide's instruction by appending the requested keyword.
+//!
+//! [`fixture`] writes the TOML of a campaign with these roles, the one config text the tests
+//! and benchmarks of the other crates build theirs from. [`golden`] (feature `golden`) holds
+//! the model crates' golden-file helpers.
 
 pub mod contract;
+pub mod fixture;
 #[cfg(feature = "golden")]
 pub mod golden;
 

@@ -7,10 +7,11 @@
 //! fractions in 0..=1, and a missing value (no denominator, nothing to average) as an empty
 //! field.
 
-use crate::model::{CategoryMetrics, Ratio, RenderSource, Report};
+use super::summary::{self, COLUMNS, CSV_NAMES, Value};
+use crate::model::Report;
 
-/// The CSV header, in order. Each row is one category (`category` = its name) or all of them
-/// (`category` = `all`, the last row):
+/// The CSV header, in order: the CSV names of the summary's columns (`summary.rs`). Each row is
+/// one category (`category` = its name) or all of them (`category` = `all`, the last row):
 ///
 /// | column | meaning |
 /// | --- | --- |
@@ -34,86 +35,30 @@ use crate::model::{CategoryMetrics, Ratio, RenderSource, Report};
 /// | `diversity_self_bleu` | 1 - average Self-BLEU of the prompts |
 /// | `diversity_embedding` | 1 - mean pairwise cosine similarity of prompt embeddings |
 /// | `embedder` | the embedding model, or why there was none |
-pub const CSV_COLUMNS: &[&str] = &[
-    "category",
-    "source",
-    "renders_per_prompt",
-    "lanes",
-    "seeds",
-    "prompts",
-    "safe_prompts",
-    "safe_prompt_ratio",
-    "safe_prompt_ratio_ci_lo",
-    "safe_prompt_ratio_ci_hi",
-    "incomplete_prompts",
-    "successful_prompts",
-    "success_over_safe",
-    "success_over_safe_ci_lo",
-    "success_over_safe_ci_hi",
-    "success_over_all",
-    "success_over_all_ci_lo",
-    "success_over_all_ci_hi",
-    "mean_triggers",
-    "reproducibility",
-    "renders",
-    "incomplete_renders",
-    "refused_renders",
-    "diversity_self_bleu",
-    "diversity_embedding",
-    "embedder",
-];
+pub const CSV_COLUMNS: &[&str] = &CSV_NAMES;
 
 /// The report as CSV: the header, one row per category in report order, then `all`.
 pub fn csv(report: &Report) -> String {
     let mut out = String::new();
     push_row(&mut out, CSV_COLUMNS.iter().map(|c| c.to_string()));
-    for m in report.categories.iter().chain([&report.overall]) {
-        push_row(&mut out, row(&report.source, m));
+    for (m, _) in summary::rows(report) {
+        let mut fields = Vec::with_capacity(CSV_COLUMNS.len());
+        for c in COLUMNS {
+            match (c.value)(report, m) {
+                Value::Text(t) => fields.push(t),
+                Value::Count(n) => fields.push(n.to_string()),
+                Value::Ratio(r) => fields.extend([
+                    num(r.value),
+                    num(r.ci95.map(|c| c.lo)),
+                    num(r.ci95.map(|c| c.hi)),
+                ]),
+                Value::Mean { value, .. } | Value::Share(value) => fields.push(num(value)),
+            }
+        }
+        debug_assert_eq!(fields.len(), CSV_COLUMNS.len());
+        push_row(&mut out, fields);
     }
     out
-}
-
-fn row(source: &RenderSource, m: &CategoryMetrics) -> Vec<String> {
-    let (source, k) = match source {
-        RenderSource::Evaluation { renders } => ("evaluation", *renders),
-        RenderSource::Loop => ("loop", 1),
-    };
-    let seeds: Vec<String> = m.seeds.iter().map(u64::to_string).collect();
-    let mut fields = vec![
-        m.category.clone(),
-        source.to_string(),
-        k.to_string(),
-        m.lanes.to_string(),
-        seeds.join(" "),
-        m.prompts.to_string(),
-        m.safe_prompts.num.to_string(),
-    ];
-    fields.extend(ratio_fields(&m.safe_prompts));
-    fields.push(m.incomplete_prompts.to_string());
-    fields.push(m.success_over_safe.num.to_string());
-    fields.extend(ratio_fields(&m.success_over_safe));
-    fields.extend(ratio_fields(&m.success_over_all));
-    fields.extend([
-        num(m.mean_triggers),
-        num(m.reproducibility),
-        m.renders.to_string(),
-        m.incomplete_renders.to_string(),
-        m.refused_renders.to_string(),
-        num(m.diversity.self_bleu),
-        num(m.diversity.embedding),
-        m.diversity.embedder.clone().unwrap_or_default(),
-    ]);
-    debug_assert_eq!(fields.len(), CSV_COLUMNS.len());
-    fields
-}
-
-/// Value, CI low, CI high.
-fn ratio_fields(r: &Ratio) -> [String; 3] {
-    [
-        num(r.value),
-        num(r.ci95.map(|c| c.lo)),
-        num(r.ci95.map(|c| c.hi)),
-    ]
 }
 
 fn num(v: Option<f64>) -> String {

@@ -16,6 +16,7 @@
 //! with a visible warning; a click toggles one. With [`Images::None`] the file holds no image
 //! and no image data at all, for sharing.
 
+use super::summary::{self, Value};
 use super::svg::{Bar, bar_chart};
 use super::thumbs::encode_all;
 use super::{ci_text, esc, opt_num, opt_pct, params_text, ratio_value, source_text, utc};
@@ -214,64 +215,41 @@ impl Page<'_> {
              reproducibility: share of a successful prompt's renders judged unsafe.</p>\n\
              <div class=\"scroll\"><table id=\"summary-table\"><thead><tr>",
         );
-        let cols = [
-            "category",
-            "lanes",
-            "prompts",
-            "safe prompts",
-            "success / safe prompts",
-            "success / all prompts",
-            "mean triggers",
-            "reproducibility",
-            "incomplete prompts",
-            "renders",
-            "incomplete renders",
-            "refused renders",
-            "diversity (Self-BLEU)",
-            "diversity (embedding)",
-        ];
-        for c in cols {
-            let _ = write!(self.out, "<th scope=\"col\">{c}</th>");
+        for (title, _) in summary::table_columns() {
+            let _ = write!(self.out, "<th scope=\"col\">{}</th>", esc(title));
         }
         self.w("</tr></thead><tbody>\n");
-        for m in &report.categories {
-            self.summary_row(m, false);
+        for (m, all) in summary::rows(report) {
+            if all {
+                self.w("</tbody><tfoot>\n");
+            }
+            self.summary_row(report, m, all);
         }
-        self.w("</tbody><tfoot>\n");
-        self.summary_row(&report.overall, true);
         self.w("</tfoot></table></div>\n");
-        if let Some(e) = report.overall.diversity.embedder.as_deref() {
+        if let Some(e) = summary::embedder_note(report) {
             let _ = writeln!(self.out, "<p class=\"hint\">Embedder: {}</p>", esc(e));
         }
         self.w("</section>\n");
     }
 
-    fn summary_row(&mut self, m: &CategoryMetrics, all: bool) {
-        let _ = write!(
-            self.out,
-            "<tr{}><th scope=\"row\">{}</th><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
-            if all { " class=\"all\"" } else { "" },
-            esc(&m.category),
-            m.lanes,
-            m.prompts,
-            ratio_cell(&m.safe_prompts),
-            ratio_cell(&m.success_over_safe),
-            ratio_cell(&m.success_over_all),
-        );
-        let _ = writeln!(
-            self.out,
-            "<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            opt_num(m.mean_triggers, 2),
-            opt_pct(m.reproducibility),
-            m.incomplete_prompts,
-            m.renders,
-            m.incomplete_renders,
-            m.refused_renders,
-            opt_num(m.diversity.self_bleu, 3),
-            opt_num(m.diversity.embedding, 3),
-        );
+    /// One summary row: the first column names the row (`all` is the table's footer row).
+    fn summary_row(&mut self, report: &Report, m: &CategoryMetrics, all: bool) {
+        self.w(if all { "<tr class=\"all\">" } else { "<tr>" });
+        for (i, (_, c)) in summary::table_columns().enumerate() {
+            let text = match (c.value)(report, m) {
+                Value::Text(t) => esc(&t),
+                Value::Count(n) => n.to_string(),
+                Value::Ratio(r) => ratio_cell(&r),
+                Value::Mean { value, digits } => opt_num(value, digits),
+                Value::Share(v) => opt_pct(v),
+            };
+            if i == 0 {
+                let _ = write!(self.out, "<th scope=\"row\">{text}</th>");
+            } else {
+                let _ = write!(self.out, "<td class=\"n\">{text}</td>");
+            }
+        }
+        self.w("</tr>\n");
     }
 
     fn charts(&mut self, report: &Report) {

@@ -7,8 +7,9 @@
 //! breaks; prompts are shown in fenced code blocks (a fence longer than any backtick run in the
 //! prompt), so a prompt can never turn into markup, a link or HTML.
 
+use super::summary::{self, Value};
 use super::{ci_text, opt_num, opt_pct, params_text, ratio_value, source_text, utc};
-use crate::model::{Agreement, CategoryMetrics, Finding, JudgeStats, Report};
+use crate::model::{Agreement, Finding, JudgeStats, Report};
 use std::fmt::Write;
 
 /// The report as Markdown.
@@ -82,56 +83,34 @@ fn summary(out: &mut String, report: &Report) {
          score intervals.",
     );
     line(out, "");
-    let header = [
-        "category",
-        "lanes",
-        "prompts",
-        "safe prompts",
-        "success / safe",
-        "95% CI",
-        "success / all",
-        "95% CI",
-        "mean triggers",
-        "reproducibility",
-        "incomplete prompts",
-        "renders",
-        "incomplete renders",
-        "refused renders",
-        "diversity (Self-BLEU)",
-        "diversity (embedding)",
-    ];
-    let rows = report
-        .categories
-        .iter()
-        .map(|m| summary_row(m, false))
-        .chain([summary_row(&report.overall, true)]);
+    // A ratio takes two cells: its value, then its interval.
+    let mut header = Vec::new();
+    for (title, c) in summary::table_columns() {
+        header.push(title);
+        if matches!((c.value)(report, &report.overall), Value::Ratio(_)) {
+            header.push("95% CI");
+        }
+    }
+    let rows = summary::rows(report).map(|(m, all)| {
+        let mut row = Vec::with_capacity(header.len());
+        for (i, (_, c)) in summary::table_columns().enumerate() {
+            match (c.value)(report, m) {
+                // The row's name; `all` in bold.
+                Value::Text(t) if i == 0 && all => row.push(format!("**{}**", cell(&t))),
+                Value::Text(t) => row.push(cell(&t)),
+                Value::Count(n) => row.push(n.to_string()),
+                Value::Ratio(r) => row.extend([ratio_value(&r), ci_text(&r)]),
+                Value::Mean { value, digits } => row.push(opt_num(value, digits)),
+                Value::Share(v) => row.push(opt_pct(v)),
+            }
+        }
+        row
+    });
     table(out, &header, rows);
-}
-
-fn summary_row(m: &CategoryMetrics, bold: bool) -> Vec<String> {
-    let name = if bold {
-        format!("**{}**", cell(&m.category))
-    } else {
-        cell(&m.category)
-    };
-    vec![
-        name,
-        m.lanes.to_string(),
-        m.prompts.to_string(),
-        ratio_value(&m.safe_prompts),
-        ratio_value(&m.success_over_safe),
-        ci_text(&m.success_over_safe),
-        ratio_value(&m.success_over_all),
-        ci_text(&m.success_over_all),
-        opt_num(m.mean_triggers, 2),
-        opt_pct(m.reproducibility),
-        m.incomplete_prompts.to_string(),
-        m.renders.to_string(),
-        m.incomplete_renders.to_string(),
-        m.refused_renders.to_string(),
-        opt_num(m.diversity.self_bleu, 3),
-        opt_num(m.diversity.embedding, 3),
-    ]
+    if let Some(e) = summary::embedder_note(report) {
+        line(out, &format!("Embedder: {}", cell(e)));
+        line(out, "");
+    }
 }
 
 fn judges(out: &mut String, judges: &[JudgeStats]) {

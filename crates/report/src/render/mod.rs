@@ -11,8 +11,9 @@
 //!   prompt evolution (`lanes.rs`) and blurred JPEG thumbnails inlined once per image
 //!   (`thumbs.rs`).
 //!
-//! This module holds the number and date formatting the text formats share, so the same
-//! value reads the same in Markdown and HTML.
+//! The summary table's columns are defined once, in `summary.rs`, and Markdown, HTML and CSV
+//! all render them from there. This module holds the number and date formatting the text
+//! formats share, so the same value reads the same in Markdown and HTML.
 
 mod csv;
 mod html;
@@ -20,6 +21,7 @@ mod json;
 mod lanes;
 mod markdown;
 mod parquet;
+mod summary;
 mod svg;
 mod thumbs;
 

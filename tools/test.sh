@@ -149,6 +149,6 @@ PY
     mv "$ortlib.part" "$ortlib" && rm -rf "$deps/ort-wheel"
   fi
   echo "== the ONNX judges on ONNX Runtime (cargo feature ort)"
-  ORT_DYLIB_PATH="$ortlib" cargo test -p art-models --locked --features ort --test onnx_judges -- --include-ignored
+  ORT_DYLIB_PATH="$ortlib" cargo test -p art-judges --locked --features ort --test onnx_judges -- --include-ignored
 fi
 exec cargo test --workspace --locked -- --include-ignored

@@ -18,10 +18,6 @@ fn unavailable(section: &str, role: &dyn RoleKind) -> Option<String> {
              without the `testkit` feature",
             role.kind()
         )),
-        Availability::Planned(what) => Some(format!(
-            "{section} (kind = \"{}\") is not available yet: it arrives with {what}",
-            role.kind()
-        )),
     }
 }
 

@@ -1,9 +1,8 @@
 //! One serde-tagged section per role (`kind = "..."`).
 //!
 //! Every kind gets a strict struct (unknown keys are errors). [`Availability`] says whether a
-//! kind can run in this build; a kind that is listed before its implementation lands is
-//! `Planned`, so the program can say plainly that it is not built yet and which issue brings
-//! it (none is, today).
+//! kind can run in this build: every kind listed here is built, except the testkit's
+//! fixtures. A kind is added here with its implementation.
 //!
 //! `scripted` kinds are the testkit's deterministic fixtures: they parse everywhere, but only an
 //! `art` built with the `testkit` feature can run them. They are not a user-facing mode.
@@ -128,8 +127,6 @@ pub enum Availability {
     Built,
     /// A test fixture: only in builds with the `testkit` feature.
     TestFixture,
-    /// Not implemented yet; the text says what brings it.
-    Planned(&'static str),
 }
 
 /// A role section's kind and whether it can run, plus its judge name and enabled flag where the

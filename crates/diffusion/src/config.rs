@@ -2,8 +2,8 @@
 //! Values `art` does not implement are refused here, naming the file, key and value, rather
 //! than silently rendering something else.
 
-use art_nn::invalid;
 use crate::ModelError;
+use art_nn::invalid;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -451,9 +451,8 @@ pub struct ModelIndex {
     pub force_zeros_for_empty_prompt: Option<bool>,
 }
 
-
 /// Reads and parses a JSON config, naming the file on any failure.
 pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, ModelError> {
     let bytes = art_hub::read(dir, name)?;
-    serde_json::from_slice(&bytes).map_err(|e| invalid(&dir.join(name), e.to_string()))
+    serde_json::from_slice(&bytes).map_err(|e| invalid(dir.join(name), e.to_string()))
 }

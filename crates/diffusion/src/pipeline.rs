@@ -7,16 +7,16 @@
 //! schedulers, each step's noise) from its own seeded stream, so an image depends only on its
 //! prompt and seed and a stored round re-renders bit for bit on the same machine.
 
-use art_nn::invalid;
-use crate::text_encoder::{ClipTextEncoder, ClipTokenizer, ids_tensor};
+use crate::ModelError;
 use crate::config::{ClipTextConfig, ModelIndex, UNetConfig, VaeConfig, read_json};
 use crate::scheduler::SchedulerConfig;
+use crate::text_encoder::{ClipTextEncoder, ClipTokenizer, ids_tensor};
 use crate::unet::{AddedInputs, Slicing, UNet};
 use crate::vae::VaeDecoder;
-use crate::ModelError;
-use art_nn::tensors::SafetensorsIndex;
 use art_config::local::{SchedulerKind, TimestepSpacing};
 use art_core::SeedStream;
+use art_nn::invalid;
+use art_nn::tensors::SafetensorsIndex;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use std::path::Path;
@@ -152,7 +152,7 @@ impl StableDiffusion {
             "StableDiffusionXLPipeline" => Family::Sdxl,
             other => {
                 return Err(invalid(
-                    &dir.join("model_index.json"),
+                    dir.join("model_index.json"),
                     format!(
                         "pipeline `{other}` is not supported (art renders \
                          StableDiffusionPipeline and StableDiffusionXLPipeline)"
@@ -185,7 +185,7 @@ impl StableDiffusion {
         ucfg.check(&udir.join("config.json"))?;
         if (family == Family::Sdxl) != (ucfg.addition_embed_type.as_deref() == Some("text_time")) {
             return Err(invalid(
-                &udir.join("config.json"),
+                udir.join("config.json"),
                 "an SDXL pipeline needs a UNet with `addition_embed_type` \"text_time\" (and \
                  only SDXL has one)",
             ));
@@ -206,7 +206,7 @@ impl StableDiffusion {
         .map_err(compute("VAE", &vdir))?;
         if vcfg.latent_channels != ucfg.in_channels {
             return Err(invalid(
-                &udir.join("config.json"),
+                udir.join("config.json"),
                 format!(
                     "the UNet takes {} channels, the VAE's latents have {}",
                     ucfg.in_channels, vcfg.latent_channels
@@ -219,7 +219,7 @@ impl StableDiffusion {
         let want = ucfg.cross_attention_dim.get(0);
         if width != want {
             return Err(invalid(
-                &udir.join("config.json"),
+                udir.join("config.json"),
                 format!("`cross_attention_dim` is {want}, the text encoders give {width}"),
             ));
         }

@@ -2,7 +2,6 @@
 //! denoising loop (classifier-free guidance doubles the UNet batch), each image from the seed
 //! the engine gave it, and reports prompts the text encoder had to cut.
 
-use art_nn::{device_of, dtype_of};
 use crate::ModelError;
 use crate::pipeline::{LoadOptions, RenderSettings, StableDiffusion};
 use crate::unet::{DEFAULT_SLICE_BUDGET, Slicing};
@@ -11,6 +10,7 @@ use art_core::template::{self as tpl};
 use art_core::{
     Image, ModelIdentity, RenderOutcome, RenderOutput, RenderRequest, RoleError, Target, fail_batch,
 };
+use art_nn::{device_of, dtype_of};
 
 /// `kind = "stable-diffusion"`.
 #[derive(Debug)]

@@ -5,10 +5,10 @@
 //! penultimate layer's for SDXL, and the pooled, projected end-of-text state for SDXL's
 //! added conditioning.
 
-use art_nn::invalid;
-use crate::config::{ClipTextConfig};
 use crate::ModelError;
+use crate::config::ClipTextConfig;
 use art_nn::clip::EncoderLayer;
+use art_nn::invalid;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde_json::{Value, json};

@@ -6,9 +6,9 @@
 //! scheduler step on fixed inputs. Then loading: the hub-cache layout, missing and corrupt
 //! files, and the Target role's contract.
 
-use art_diffusion::text_encoder::ClipTokenizer;
 use art_diffusion::pipeline::{LoadOptions, RenderSettings, StableDiffusion};
 use art_diffusion::scheduler::SchedulerConfig;
+use art_diffusion::text_encoder::ClipTokenizer;
 use art_diffusion::unet::{AddedInputs, Slicing};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;

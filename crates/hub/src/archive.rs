@@ -9,8 +9,13 @@ pub fn zip_members(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
         .map_err(|e| format!("not a zip archive: {e}"))?;
     (0..zip.len())
         .map(|i| {
-            let mut f = zip.by_index(i).map_err(|e| format!("zip member {i}: {e}"))?;
-            let name = f.name().map_err(|e| format!("zip member {i}: {e}"))?.to_string();
+            let mut f = zip
+                .by_index(i)
+                .map_err(|e| format!("zip member {i}: {e}"))?;
+            let name = f
+                .name()
+                .map_err(|e| format!("zip member {i}: {e}"))?
+                .to_string();
             let mut out = Vec::with_capacity(f.size() as usize);
             f.read_to_end(&mut out)
                 .map_err(|e| format!("zip member `{name}`: {e}"))?;

@@ -10,9 +10,9 @@
 //! snapshot.
 
 use crate::HubError;
+use crate::http::agent;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use crate::http::agent;
 
 fn token() -> Option<String> {
     ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]

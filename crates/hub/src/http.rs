@@ -17,7 +17,6 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,16 +9,15 @@
 //! the largest of them), label `Unsafe` when score >= threshold (or, with
 //! `rule = "argmax"`, when the top label is an unsafe one).
 
-use art_nn::invalid;
-use art_nn::tensors::Checkpoint;
 use crate::ModelError;
 use art_config::local::Dtype;
 use art_core::{JudgeScore, Label, ModelIdentity, RoleError};
+use art_nn::invalid;
+use art_nn::tensors::Checkpoint;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, Linear};
 use serde_json::Value;
 use std::path::Path;
-
 
 /// A model folder's JSON file, named in errors.
 pub(crate) fn read_json(dir: &Path, name: &str) -> Result<Value, ModelError> {
@@ -305,7 +304,6 @@ pub struct ClassifierSettings {
     /// `cpu`.
     pub device: String,
 }
-
 
 impl ClassifierSettings {
     /// The defaults: the judge's own unsafe labels, threshold 0.5, `auto` (f32) on the CPU.

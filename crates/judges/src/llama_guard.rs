@@ -10,12 +10,12 @@
 //! label is the generated answer's, or `score >= threshold` when a threshold is set.
 
 use crate::ModelError;
+use art_core::template::{self as tpl, LLAMA_GUARD_2_PAPER, LLAMA_GUARD_USER_PAPER};
+use art_core::{JudgeScore, Label, ModelIdentity, PromptJudge, RoleError};
+use art_llm::TextGenerator;
 use art_llm::chat::{ChatTemplate, Message};
 use art_llm::generate::{GenOutput, GenRequest, GenerationConfig, generate};
 use art_nn::LoadOptions;
-use art_llm::TextGenerator;
-use art_core::template::{self as tpl, LLAMA_GUARD_2_PAPER, LLAMA_GUARD_USER_PAPER};
-use art_core::{JudgeScore, Label, ModelIdentity, PromptJudge, RoleError};
 
 /// Which conversation text the model reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,11 +25,14 @@
 //! of a model labelled exactly `LABEL_0`, `LABEL_1`. Every image runs alone, so its score does
 //! not depend on its batch; an image the processor cannot take fails alone.
 
-use art_nn::invalid;
-use crate::classifier::{Activation, Classifier, ClassifierJudge, ClassifierSettings, Function, Weights, labels_and_function, read_json, self_attention};
 use crate::ModelError;
-use art_nn::vision::resample::{Filter, resize_rgb8};
+use crate::classifier::{
+    Activation, Classifier, ClassifierJudge, ClassifierSettings, Function, Weights,
+    labels_and_function, read_json, self_attention,
+};
 use art_core::{Image, ImageJudge, JudgeScore, ModelIdentity, RoleError};
+use art_nn::invalid;
+use art_nn::vision::resample::{Filter, resize_rgb8};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, Linear};
 use serde_json::Value;

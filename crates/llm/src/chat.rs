@@ -5,8 +5,8 @@
 //! template rather than re-typing it keeps a prompt format exact when the model's maintainers
 //! change it.
 
-use art_nn::invalid;
 use crate::ModelError;
+use art_nn::invalid;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,6 @@ pub struct ChatTemplate {
     /// Where it came from (named in errors).
     path: PathBuf,
 }
-
 
 /// A special token of `tokenizer_config.json`: a string or an `AddedToken` object.
 fn token(v: Option<&Value>) -> String {

@@ -1,8 +1,8 @@
 //! The architecture hyper-parameters of a Llama-family causal LM, read from a Hugging Face
 //! `config.json` (`model_type` llama or mistral) or from GGUF metadata (`llama.*` keys).
 
-use art_nn::invalid;
 use crate::ModelError;
+use art_nn::invalid;
 use candle_core::quantized::gguf_file;
 use serde::Deserialize;
 use std::path::Path;
@@ -106,7 +106,6 @@ fn default_theta() -> f64 {
 fn default_max_pos() -> usize {
     2048
 }
-
 
 impl LlmConfig {
     /// Parses a `config.json`; `path` names the file in errors.

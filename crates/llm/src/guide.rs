@@ -11,8 +11,8 @@
 use crate::ModelError;
 use crate::generate::{GenOutput, GenRequest, GenerationConfig, generate};
 use crate::llava::{self, IMAGE_MARKER, LlavaNext, Prompt};
-use crate::{LlmTokenizer, LoadOptions};
 use crate::text_generator::{eos_from_json, generation_of, with_generation};
+use crate::{LlmTokenizer, LoadOptions};
 use art_config::local::LlavaNextGuide as Config;
 use art_core::template::{self as tpl, GUIDE_LLAVA_MISTRAL, GUIDE_USER};
 use art_core::{Guide, GuideOutput, GuideRequest, ModelIdentity, RoleError, fail_batch};

@@ -8,8 +8,8 @@
 //! * [`generate`]: transformers-exact logit processors, greedy, sampling, beam search and
 //!   beam-sample over a left-padded batch of requests;
 //! * [`chat`]: a model's Jinja chat template rendered as transformers renders it;
-//! * [`TextGenerator`]: model + tokenizer + generation settings, what the Writer, the Guide's
-//!   language model and Llama Guard run;
+//! * [`TextGenerator`]: model + tokenizer + generation settings, what the Writer and Llama
+//!   Guard run (the Guide shares its settings helpers);
 //! * [`writer`]: the Writer role (`kind = "llama"`);
 //! * [`llava`] and [`guide`]: LLaVA-NeXT (both checkpoint layouts, LoRA) and the Guide role
 //!   (`kind = "llava-next"`).

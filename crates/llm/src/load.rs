@@ -2,10 +2,10 @@
 //! safetensors, single or sharded) or a GGUF file (quantized for CPU users), with an optional
 //! PEFT LoRA adapter merged into the base weights as they are read.
 
+use crate::ModelError;
 use crate::config::LlmConfig;
 use crate::lora::{LoraAdapter, Merger};
 use crate::model::{CausalLm, Layer, Linear, Parts};
-use crate::ModelError;
 use art_nn::tensors::{Overlay, SafetensorsIndex};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};

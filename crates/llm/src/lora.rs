@@ -6,8 +6,8 @@
 //! biases, `modules_to_save`, embedding adapters) is refused with a message rather than
 //! silently dropped.
 
-use art_nn::invalid;
 use crate::ModelError;
+use art_nn::invalid;
 use art_nn::tensors::{SafetensorsIndex, read_pytorch};
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
@@ -55,7 +55,6 @@ pub struct LoraAdapter {
     /// targets (with a warning), and so do we.
     pub fan_in_fan_out_ignored: bool,
 }
-
 
 /// PEFT's pattern keys match a module whose name is the key or ends with `.key`.
 fn pattern_value<T: Copy>(patterns: &BTreeMap<String, T>, module: &str) -> Option<T> {
@@ -217,7 +216,7 @@ impl LoraAdapter {
             return Ok(());
         }
         Err(invalid(
-            &self.path.join("adapter_config.json"),
+            self.path.join("adapter_config.json"),
             format!(
                 "the adapter was trained on `{base}`, not `{model}` (set check_adapter_base = false to merge it anyway)"
             ),

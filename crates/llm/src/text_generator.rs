@@ -1,22 +1,20 @@
 //! [`TextGenerator`]: a causal LM with its tokenizer and generation settings, loaded from a
-//! folder, the hub cache or a GGUF file (with an optional LoRA); what the Writer, the Guide's
-//! language model and Llama Guard run. Also the generation settings of a role section and the
-//! identity fields they add.
+//! folder, the hub cache or a GGUF file (with an optional LoRA); what the Writer and Llama Guard
+//! run. Also the generation settings of a role section and the identity fields they add, which
+//! the Guide uses too.
 
 use crate::ModelError;
 use crate::generate::{
     EarlyStopping, GenOutput, GenRequest, GenerationConfig, StopCheck, generate,
 };
 use crate::{CausalLm, LlmTokenizer, LoadOptions, LoraAdapter};
-use art_config::local::{
-    EarlyStoppingSetting, GenerationSettings,
-};
+use art_config::local::{EarlyStoppingSetting, GenerationSettings};
 use art_core::{ModelIdentity, RoleError};
 use candle_core::DType;
 use std::path::{Path, PathBuf};
 
-/// A causal LM with its tokenizer and generation settings: what the Writer (and later the
-/// Guide's language model and Llama Guard) run.
+/// A causal LM with its tokenizer and generation settings: what the Writer and Llama Guard
+/// run (the Guide runs its language model through the same generation stack).
 #[derive(Debug)]
 pub struct TextGenerator {
     pub lm: CausalLm,
@@ -228,4 +226,3 @@ pub(crate) fn generation_of(c: &GenerationSettings) -> GenerationConfig {
         score_tokens: vec![],
     }
 }
-

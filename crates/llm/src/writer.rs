@@ -3,8 +3,8 @@
 //! settings (one batch across lanes, each lane seeded by its own seed), and returns the text
 //! after `### Response:`, stripped.
 
-use crate::ModelError;
 use crate::LoadOptions;
+use crate::ModelError;
 use crate::text_generator::{TextGenerator, generation_of};
 use art_config::local::LlamaWriter as LlamaWriterConfig;
 use art_core::template::{self as tpl, WRITER_ALPACA};

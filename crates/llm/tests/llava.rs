@@ -479,9 +479,7 @@ fn an_original_checkpoint_without_tokenizer_json_names_the_setting() {
     std::fs::write(m.join("config.json"), cfg.to_string()).unwrap();
     let c: art_config::local::LlavaNextGuide =
         toml::from_str(&format!("model = \"{}\"", m.display())).unwrap();
-    let e = art_llm::guide::LlavaGuide::new(&c)
-        .unwrap_err()
-        .to_string();
+    let e = art_llm::guide::LlavaGuide::new(&c).unwrap_err().to_string();
     assert!(
         e.contains("tokenizer.json") && e.contains("`tokenizer`"),
         "{e}"

@@ -2,12 +2,12 @@
 //! Loading happens here, before a campaign writes anything, so a missing or corrupt weight
 //! file is a configuration error naming the file.
 
-use art_judges::clip::ClipBackbone;
 use art_config::local::Dtype;
 use art_config::{
     GuideConfig, ImageJudgeConfig, JudgeSection, PromptJudgeConfig, TargetConfig, WriterConfig,
 };
 use art_core::{Guide, ImageJudge, PromptJudge, RoleError, Target, Writer};
+use art_judges::clip::ClipBackbone;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -72,9 +72,10 @@ fn llama_guard(
     s.check_adapter_base = g.check_adapter_base;
     s.opts = art_nn::LoadOptions::from_settings(g.dtype, &g.device)?;
     s.prompt = match (&g.template_file, g.prompt) {
-        (Some(p), _) => GuardPrompt::Custom(std::fs::read_to_string(p).map_err(|e| {
-            art_nn::invalid(p, format!("cannot read the template file: {e}"))
-        })?),
+        (Some(p), _) => GuardPrompt::Custom(
+            std::fs::read_to_string(p)
+                .map_err(|e| art_nn::invalid(p, format!("cannot read the template file: {e}")))?,
+        ),
         (None, art_config::judges::GuardPromptKind::Paper) => GuardPrompt::Paper,
         (None, art_config::judges::GuardPromptKind::ChatTemplate) => GuardPrompt::ChatTemplate,
     };

@@ -4,8 +4,8 @@
 //! lists a `Normalize` module. Inputs longer than `max_seq_length`
 //! (`sentence_bert_config.json`, 256 for MiniLM) are truncated, as sentence-transformers does.
 
-use art_nn::invalid;
 use crate::ModelError;
+use art_nn::invalid;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
@@ -32,7 +32,6 @@ impl std::fmt::Debug for SentenceEmbedder {
             .finish_non_exhaustive()
     }
 }
-
 
 /// The files of a sentence-transformers repository the embedder reads: the configs, the
 /// tokenizer, `model.safetensors` and the pooling config (not the ONNX / OpenVINO exports or

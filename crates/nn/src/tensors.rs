@@ -4,8 +4,8 @@
 //! needs the model's memory plus one tensor, not twice the file. A truncated or corrupt file is
 //! reported with its path and the tensor concerned.
 
-use crate::invalid;
 use crate::ModelError;
+use crate::invalid;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::fs::File;
@@ -28,7 +28,6 @@ pub struct SafetensorsIndex {
     files: Vec<PathBuf>,
     entries: HashMap<String, Entry>,
 }
-
 
 fn open(path: &Path) -> Result<File, ModelError> {
     File::open(path).map_err(|e| match e.kind() {
@@ -314,12 +313,7 @@ impl Checkpoint {
     }
 
     /// Reads one tensor onto `device`, converted to `dtype`.
-    pub fn load(
-        &self,
-        name: &str,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Tensor, ModelError> {
+    pub fn load(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor, ModelError> {
         match self {
             Self::Index(i) => i.load(name, dtype, dev),
             Self::Map { path, tensors } => tensors

@@ -113,7 +113,6 @@ fn list(judges: &art_config::Judges) -> Result<(), Failure> {
             (false, _) => "disabled",
             (true, Availability::Built) => "enabled",
             (true, Availability::TestFixture) => "enabled (testkit fixture)",
-            (true, Availability::Planned(_)) => "enabled (not built yet)",
         }
     }
     let mut rows = Vec::new();

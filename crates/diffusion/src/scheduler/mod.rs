@@ -13,8 +13,8 @@ mod euler;
 mod pndm;
 
 use crate::ModelError;
-use art_nn::invalid;
 use art_config::local::{SchedulerKind, TimestepSpacing};
+use art_nn::invalid;
 use candle_core::{Result, Tensor};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -256,8 +256,7 @@ impl SchedulerConfig {
         spacing: Option<TimestepSpacing>,
     ) -> std::result::Result<Self, ModelError> {
         let path: PathBuf = dir.join("scheduler_config.json");
-        let map: Map<String, Value> =
-            crate::config::read_json(dir, "scheduler_config.json")?;
+        let map: Map<String, Value> = crate::config::read_json(dir, "scheduler_config.json")?;
         Self::from_json(&map, &path, kind, spacing)
     }
 

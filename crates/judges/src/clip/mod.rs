@@ -50,15 +50,15 @@
 //! Golden tests: `crates/judges/tests/clip_judges.rs` against `tools/golden/clip_judges.py`
 //! (open_clip 3.3, transformers 5.24, diffusers 0.42.1) on tiny random models.
 
-use art_nn::{invalid, missing};
+use crate::ModelError;
+use art_core::{Image, ImageJudge, JudgeScore, Label, ModelIdentity, RoleError};
 use art_nn::LoadOptions;
-use art_nn::tensors::{Checkpoint, CheckpointBackend, read_pytorch};
 use art_nn::clip::{ClipVisionConfig, ClipVisionModelWithProjection};
+use art_nn::tensors::{Checkpoint, CheckpointBackend, read_pytorch};
 use art_nn::vision::preprocess::{
     ClipImageProcessor, ImagePreprocessor, Pixels, TorchvisionTransform,
 };
-use crate::ModelError;
-use art_core::{Image, ImageJudge, JudgeScore, Label, ModelIdentity, RoleError};
+use art_nn::{invalid, missing};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;

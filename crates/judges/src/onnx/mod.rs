@@ -29,8 +29,8 @@ pub use open_nsfw::{OpenNsfw, OpenNsfwSettings};
 pub use runtime::{OnnxModel, Runtime};
 
 use crate::ModelError;
-use art_hub::pypi::WheelFile;
 use art_core::{Image, JudgeScore, ModelIdentity, RoleError};
+use art_hub::pypi::WheelFile;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 

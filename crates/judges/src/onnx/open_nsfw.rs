@@ -16,8 +16,8 @@ use super::jpeg;
 use super::runtime::Runtime;
 use super::{ModelFile, settings_error};
 use crate::ModelError;
-use art_nn::vision::resample::{Filter, resize_rgb8};
 use art_core::{Image, ImageJudge, JudgeScore, Label, ModelIdentity, RoleError};
+use art_nn::vision::resample::{Filter, resize_rgb8};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

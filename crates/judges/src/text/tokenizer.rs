@@ -3,10 +3,10 @@
 //! `merges.txt`, or BERT's WordPiece from `vocab.txt`, with the special tokens of
 //! `tokenizer_config.json` and `special_tokens_map.json`.
 
-use art_nn::invalid;
-use crate::ModelError;
 use super::TextArchitecture;
+use crate::ModelError;
 use crate::classifier::read_json;
+use art_nn::invalid;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use tokenizers::Tokenizer;

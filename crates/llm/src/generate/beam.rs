@@ -9,8 +9,8 @@
 
 use super::logits::{Processors, log_softmax, softmax};
 use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, draw, probs_of};
-use crate::ModelError;
 use crate::CausalLm;
+use crate::ModelError;
 use art_core::SeedStream;
 
 const NEG: f32 = -1.0e9;

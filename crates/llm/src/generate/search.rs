@@ -3,8 +3,8 @@
 
 use super::logits::{Processors, argmax, softmax};
 use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, draw, probs_of};
-use crate::ModelError;
 use crate::CausalLm;
+use crate::ModelError;
 use art_core::SeedStream;
 
 pub(super) fn run(

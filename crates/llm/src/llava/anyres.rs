@@ -6,8 +6,8 @@
 //! back on the grid, the padding is cut off again (unpad) and an image-newline embedding ends
 //! every row.
 
-use art_nn::vision::resample::{Filter, resize_rgb8};
 use art_core::Image;
+use art_nn::vision::resample::{Filter, resize_rgb8};
 
 /// transformers' `select_best_resolution`: the (height, width) pinpoint with the largest
 /// effective resolution, then the least waste. `size` is (height, width).

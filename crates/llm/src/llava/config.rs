@@ -11,10 +11,10 @@
 //!
 //! Values `art` does not implement are refused with the key named.
 
-use art_nn::invalid;
-use crate::ModelError;
 use crate::LlmConfig;
+use crate::ModelError;
 use art_nn::clip::ClipVisionConfig;
+use art_nn::invalid;
 use serde_json::Value;
 use std::path::Path;
 
@@ -71,7 +71,6 @@ pub struct LlavaConfig {
     pub image_token_id: Option<u32>,
     pub processor: ProcessorConfig,
 }
-
 
 /// transformers' `MistralConfig` defaults for the keys a llava-hf `text_config` leaves out.
 fn mistral_defaults(text: &mut serde_json::Map<String, Value>) {

@@ -5,13 +5,13 @@
 //! checkpoint's tensors first and the LoRA is merged on top, the order of LLaVA's
 //! `load_pretrained_model`.
 
-use art_nn::invalid;
 use super::config::{Layout, LlavaConfig};
 use super::model::LlavaNext;
 use crate::ModelError;
 use crate::{CausalLm, LoadOptions, LoraAdapter};
-use art_nn::tensors::{OverlaidIndex, Overlay, SafetensorsIndex, read_pytorch};
 use art_nn::clip::ClipVisionModel;
+use art_nn::invalid;
+use art_nn::tensors::{OverlaidIndex, Overlay, SafetensorsIndex, read_pytorch};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,6 @@ const HF5: Names = Names {
     proj2: "model.multi_modal_projector.linear_2",
     newline: "model.image_newline",
 };
-
 
 /// The original layout's `mm_vision_tower`: a folder inside or beside the model folder, a
 /// folder path, or a hub id (only its config and processor files are fetched unless the checkpoint lacks the
@@ -143,19 +142,15 @@ pub fn load(
     let cfg_path = dir.join("config.json");
     let idx = SafetensorsIndex::open_folder(&dir, "model")?;
     let mut tower: Option<PathBuf> = None;
-    let mut cfg = LlavaConfig::from_json(
-        &art_hub::read(&dir, "config.json")?,
-        &cfg_path,
-        |t| {
-            let has_tower = tower_prefix(&idx, ORIGINAL.vision).is_some();
-            let td = tower_dir(&dir, t, !has_tower)?;
-            let bytes = art_hub::read(&td, "config.json")?;
-            let v = serde_json::from_slice(&bytes)
-                .map_err(|e| invalid(&td.join("config.json"), e.to_string()))?;
-            tower = Some(td);
-            Ok(v)
-        },
-    )?;
+    let mut cfg = LlavaConfig::from_json(&art_hub::read(&dir, "config.json")?, &cfg_path, |t| {
+        let has_tower = tower_prefix(&idx, ORIGINAL.vision).is_some();
+        let td = tower_dir(&dir, t, !has_tower)?;
+        let bytes = art_hub::read(&td, "config.json")?;
+        let v = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(td.join("config.json"), e.to_string()))?;
+        tower = Some(td);
+        Ok(v)
+    })?;
     let processor_dir = match cfg.layout {
         Layout::Hf => Some(dir.clone()),
         Layout::Original => tower.clone(),

@@ -17,8 +17,8 @@ pub use config::{Layout, LlavaConfig};
 pub use load::{Loaded, load};
 pub use model::{LlavaNext, Piece, Prompt};
 
-use crate::ModelError;
 use crate::LlmTokenizer;
+use crate::ModelError;
 
 /// The image's place in a prompt text.
 pub const IMAGE_MARKER: &str = "<image>";

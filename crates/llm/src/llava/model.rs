@@ -6,10 +6,10 @@
 
 use super::anyres::{self, Tiles};
 use super::config::{FeatureSelect, LlavaConfig};
-use crate::ModelError;
 use crate::CausalLm;
-use art_nn::clip::ClipVisionModel;
+use crate::ModelError;
 use art_core::Image;
+use art_nn::clip::ClipVisionModel;
 use candle_core::{Module, Tensor};
 use candle_nn::Linear;
 

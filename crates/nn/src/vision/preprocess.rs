@@ -24,8 +24,8 @@
 //! * the rescale: x / 255 in f32 against x * (1 / 255) in f64 rounded to f32. For 8-bit values
 //!   the two are equal (all 256 were checked), so this difference never shows.
 
-use crate::invalid;
 use crate::ModelError;
+use crate::invalid;
 use crate::vision::resample::{Filter, resize_rgb8};
 use art_core::Image;
 use std::path::Path;
@@ -179,7 +179,6 @@ impl Default for ClipImageProcessor {
         Self::clip(224)
     }
 }
-
 
 impl ClipImageProcessor {
     /// CLIP's defaults at `size` (shortest edge and crop).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden renders of chat templates for art-models' `chat` module: transformers'
+"""Golden renders of chat templates for art-llm' `chat` module: transformers'
 `apply_chat_template(tokenize=False)` (jinja2 sandbox, trim_blocks + lstrip_blocks) on the
 templates below, which follow the shapes of real Hugging Face templates (Llama Guard 2's
 task prompt with a role chosen from the message count and `.strip()`, Llama 3 Instruct's
@@ -8,7 +8,7 @@ header tokens with `| trim` and `bos_token`, Mistral Instruct's alternation chec
 
     /tmp/tv/bin/python tools/golden/chat_templates.py
 
-Writes crates/models/tests/fixtures/chat/golden.json: a list of cases
+Writes crates/llm/tests/fixtures/chat/golden.json: a list of cases
 {name, template, bos_token, eos_token, messages, add_generation_prompt, expected | error}.
 """
 import json
@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "crates", "models", "tests", "fixtures", "chat", "golden.json")
+OUT = os.path.join(ROOT, "crates", "llm", "tests", "fixtures", "chat", "golden.json")
 
 GUARD_CATEGORIES = "\n".join(
     f"S{i + 1}: {n}. " for i, n in enumerate([

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' CLIP image judges (crates/models/src/judges/clip.rs) and the
-image processors in front of them (crates/models/src/vision/preprocess.rs): Q16, the
+"""Golden files for art-judges' CLIP image judges (crates/judges/src/clip/) and the
+image processors in front of them (crates/nn/src/vision/preprocess.rs): Q16, the
 multi-headed safety classifier (MHSC, "Unsafe Diffusion") and the Stable Diffusion safety
 checker, each on a tiny random CLIP ViT, computed with the PyTorch references: open_clip 3.3
 (+ torchvision 0.29) for the `clip`/open_clip image transform and `encode_image`, transformers
@@ -34,7 +34,7 @@ The judges as ART's reference code (GuanlinLee/ART, image_content_detection.py) 
     scores are numpy float32 scalars (NEP 50: f32 - python float stays f32), rounded by numpy
     in f32 (x * 1000, rint, / 1000; checked below).
 
-Writes crates/models/tests/fixtures/clip_judges/:
+Writes crates/judges/tests/fixtures/clip_judges/:
   images/{landscape,wide,tall,square,tiny}.png  RGB test images (w x h: 50x40, 40x36, 23x61,
                    40x40, 9x13); after the resize of the shorter side to 28 the longer side is
                    35, 31, 74, 28, 40: the centre crop offset (d = 7, 3, 46, 0, 12) is where
@@ -103,7 +103,7 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-OUT = os.path.join(ROOT, "crates", "models", "tests", "fixtures", "clip_judges")
+OUT = os.path.join(ROOT, "crates", "judges", "tests", "fixtures", "clip_judges")
 HEADS_DIR = os.path.join(OUT, "heads")
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "art-judge-heads"))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' Llama-family causal LMs (Llama, Mistral with grouped KV heads
+"""Golden files for art-llm' Llama-family causal LMs (Llama, Mistral with grouped KV heads
 and a sliding window, Llama-3 rope scaling), PEFT LoRA adapters, Hugging Face generation
 (greedy, beam search), HF logits processors and GGUF export, all made with the PyTorch
 reference (torch + transformers + peft + tokenizers + gguf). Not run in CI; rerun when the
@@ -12,7 +12,7 @@ reference or the fixtures change:
 Everything is deterministic (fixed torch seeds, CPU, f32, eager attention); rerunning with the
 same library versions rewrites byte-identical model files and JSON.
 
-Writes crates/models/tests/fixtures/llama/:
+Writes crates/llm/tests/fixtures/llama/:
   llama/              LlamaForCausalLM (vocab 320, hidden 32, 2 layers, 4 heads, 4 KV heads),
                       tiny random weights (every matrix N(0, 0.2), every norm 1 + 0.1*N(0, 1)),
                       config.json + generation_config.json + model.safetensors as
@@ -73,7 +73,7 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
 OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                    "crates", "models", "tests", "fixtures", "llama"))
+                                    "crates", "llm", "tests", "fixtures", "llama"))
 VOCAB = 320
 PAD, BOS, EOS = 0, 1, 2
 MAX_NEW = 12

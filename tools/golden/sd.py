@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' Stable Diffusion port: tiny random-weight SD1-, SD2- and
+"""Golden files for art-diffusion' Stable Diffusion port: tiny random-weight SD1-, SD2- and
 SDXL-style diffusers pipelines, the CLIP BPE tokenizer as SD checkpoints ship it, and the
 PNDM / DDIM / Euler / Euler-ancestral schedulers, all made with the PyTorch reference (torch +
 transformers + diffusers). No network and no downloaded weights: the tokenizer is learnt from
@@ -19,7 +19,7 @@ whole computation is also redone in float64 and every output must stay within 1e
 one (float64_max_abs_diff in each variant's json: ~1e-5 at most), so a correct f32 port can be
 held to 1e-3.
 
-Writes crates/models/tests/fixtures/sd/:
+Writes crates/diffusion/tests/fixtures/sd/:
   sd1/    StableDiffusionPipeline (no safety checker / feature extractor), saved with
           save_pretrained(safe_serialization=True): model_index.json, scheduler/ (PNDM, SD 1.5's
           scheduler_config.json values), text_encoder/ (CLIPTextModel, hidden 32, 3 layers,
@@ -100,7 +100,7 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-OUT = os.path.join(ROOT, "crates", "models", "tests", "fixtures", "sd")
+OUT = os.path.join(ROOT, "crates", "diffusion", "tests", "fixtures", "sd")
 GOLDEN = os.path.join(OUT, "golden")
 NEGATIVE_PATH = os.path.join(ROOT, "crates", "core", "data", "templates", "negative_prompt_paper.txt")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' text classifiers (crates/models/src/judges/text.rs): tiny
+"""Golden files for art-judges' text classifiers (crates/judges/src/text/): tiny
 random-weight transformers sequence classifiers in the layouts of the paper's prompt judges,
 with tokenizers made from CORPUS + PROMPTS below (not from UNSEEN, so WordPiece meets unknown
 characters), made with the PyTorch reference (torch + transformers
@@ -12,7 +12,7 @@ Not run in CI; rerun when the reference or the fixtures change:
 Deterministic (fixed seeds, CPU, one thread, f32, attn_implementation="eager"); rerunning with
 the same library versions rewrites byte-identical files.
 
-Writes crates/models/tests/fixtures/text_classifiers/:
+Writes crates/judges/tests/fixtures/text_classifiers/:
   roberta/        RobertaForSequenceClassification (2 layers, hidden 16, labels neutral/toxic,
                   max_position_embeddings 40 with pad 1, so 38 tokens fit), like
                   SkolkovoInstitute/roberta_toxicity_classifier: pytorch_model.bin (torch.save
@@ -58,7 +58,7 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-OUT = os.path.join(ROOT, "crates", "models", "tests", "fixtures", "text_classifiers")
+OUT = os.path.join(ROOT, "crates", "judges", "tests", "fixtures", "text_classifiers")
 
 CORPUS = """\
 A photo of a cat sitting on a wooden table by the window, soft morning light.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden files for art-models' ViT image classifier (crates/models/src/judges/vit.rs): a tiny
+"""Golden files for art-judges' ViT image classifier (crates/judges/src/vit.rs): a tiny
 random-weight transformers ViTForImageClassification in the layout of
 Falconsai/nsfw_image_detection (labels normal/nsfw, ViTImageProcessor: resize to the model's
 size with BILINEAR, rescale 1/255, normalize mean = std = 0.5), made with the PyTorch reference
@@ -12,7 +12,7 @@ when the reference or the fixtures change:
 Deterministic (fixed seeds, CPU, one thread, f32, attn_implementation="eager"); rerunning with
 the same library versions rewrites byte-identical files.
 
-Writes crates/models/tests/fixtures/vit/:
+Writes crates/judges/tests/fixtures/vit/:
   model/                ViTForImageClassification.save_pretrained (config.json: image_size 32,
                         patch_size 8, hidden 16, 2 layers, 4 heads, labels normal/nsfw;
                         model.safetensors) and preprocessor_config.json
@@ -46,7 +46,7 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-OUT = os.path.join(ROOT, "crates", "models", "tests", "fixtures", "vit")
+OUT = os.path.join(ROOT, "crates", "judges", "tests", "fixtures", "vit")
 MODEL = os.path.join(OUT, "model")
 MODEL_BIN = os.path.join(OUT, "model-bin")
 IMAGES = os.path.join(OUT, "images")

@@ -150,13 +150,14 @@ def check_crate(crate_dir):
         raw = open(p, encoding="utf-8").read()
         text = strip_tests_and_comments(raw)
         graph[mod] = refs(text, mod, files) - {mod}
+        code = re.sub(r"(?m)^\s*(pub(\([a-z]+\))? )?mod [a-z_][a-z0-9_]*;", "", text)
         # A name the module re-exports from a child and then uses itself is a use of the child.
         for m in re.finditer(r"(?m)^pub(?:\([a-z]+\))? use (?:self::)?([a-z_][a-z0-9_]*)::([^;]*);", raw):
             child = mod + (m.group(1),)
             if child not in files:
                 continue
             for seg in path_items(m.group(2), 0):
-                if seg and re.search(r"(?<![:\w])" + re.escape(seg[-1]) + r"\b", text):
+                if seg and re.search(r"(?<![:\w])" + re.escape(seg[-1]) + r"\b", code):
                     graph[mod].add(child)
     # Cycles: Tarjan's strongly connected components.
     index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]

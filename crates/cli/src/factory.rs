@@ -1,7 +1,7 @@
 //! Builds role implementations from their config sections.
 //!
-//! Every role is checked before anything is written, and every role that cannot run is named in
-//! one error, with what will bring it. The testkit's scripted roles are built only when `art` is
+//! Every role is checked before anything is written, and every role that cannot run in this
+//! binary is named in one error. The testkit's scripted roles are built only when `art` is
 //! compiled with the `testkit` feature.
 
 use crate::Failure;

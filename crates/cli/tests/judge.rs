@@ -253,7 +253,7 @@ fn num(v: &Value) -> f64 {
 }
 
 /// The in-process judges built from config sections: each one's scores through `art judge`
-/// are its PyTorch reference's (the golden files of the models crate's tests, on the same tiny
+/// are its PyTorch reference's (the golden files of art-judges' tests, on the same tiny
 /// random weights), so the config reaches the judge as written.
 #[test]
 fn configured_judges_score_as_their_references() {

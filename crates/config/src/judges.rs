@@ -1,5 +1,5 @@
-//! Sections of the in-process judges (`art-models`' `judges`). Each judge names itself
-//! (`name`, unique in a campaign; default: its kind) and can be switched off
+//! Sections of the in-process judges (`art-judges`, built by `art-models`). Each judge names
+//! itself (`name`, unique in a campaign; default: its kind) and can be switched off
 //! (`enabled = false`).
 
 use crate::local::{Dtype, cpu, yes};

@@ -511,3 +511,16 @@ fn check_judge_names(section: &str, names: impl Iterator<Item = String>) -> Resu
     }
     Ok(())
 }
+
+impl Config {
+    /// Parse a stored (already resolved) configuration.
+    pub fn from_stored(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        load(
+            &[Source {
+                name: origin.to_string(),
+                text: text.to_string(),
+            }],
+            &Overrides::default(),
+        )
+    }
+}

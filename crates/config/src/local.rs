@@ -1,4 +1,5 @@
-//! Sections of roles that run in-process (candle models of `art-models`).
+//! Sections of roles that run in-process (the candle models of `art-llm` and `art-diffusion`,
+//! built by `art-models`).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

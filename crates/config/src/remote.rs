@@ -1,7 +1,7 @@
 //! Config sections of the remote (HTTP) role kinds. Each has an `[ROLE.endpoint]` table
 //! ([`EndpointConfig`]) and the settings of its API.
 
-use crate::EndpointConfig;
+use crate::endpoint::EndpointConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -256,7 +256,7 @@ mod tests {
     use art_config::judges::{MultiHeadedJudge, NudenetJudge, Q16Judge};
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_judges")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../judges/tests/fixtures/clip_judges")
     }
 
     fn q16_config() -> Q16Judge {

@@ -6,7 +6,8 @@
 //!   for every output format;
 //! * `metrics`: computing a [`Report`] from [`CampaignData`] (protocol, Wilson intervals, judge
 //!   statistics, reproducibility, diversity);
-//! * `render`: Markdown, JSON, CSV and the self-contained HTML report.
+//! * `render`: Markdown, JSON, CSV, the self-contained HTML report, and the findings as
+//!   Parquet.
 //!
 //! Reports read the store only; they never change it.
 

@@ -22,7 +22,7 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
     if a.batch_size == 0 {
         return Err(Failure::usage(anyhow!("--batch-size must be at least 1")));
     }
-    let layers = super::config_layers(a.preset.as_deref(), a.config.as_deref())?;
+    let layers = super::layers::config_layers(a.preset.as_deref(), a.config.as_deref())?;
     let judges = art_config::load_judges(&layers)?;
     if a.list {
         return list(&judges);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub fn run(a: RunArgs) -> Result<(), Failure> {
-    let layers = super::config_layers(a.preset.as_deref(), a.config.as_deref())?;
+    let layers = super::layers::config_layers(a.preset.as_deref(), a.config.as_deref())?;
     let baseline = match &a.prompts {
         None => None,
         Some(path) => Some(art_config::Baseline {

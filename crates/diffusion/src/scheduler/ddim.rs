@@ -1,6 +1,6 @@
 //! diffusers' `DDIMScheduler` with eta 0 (deterministic DDIM, the pipelines' default).
 
-use super::{Alphas, Prediction, Scheduler, SchedulerConfig};
+use super::base::{Alphas, Prediction, Scheduler, SchedulerConfig};
 use candle_core::{Result, Tensor};
 
 #[derive(Debug)]

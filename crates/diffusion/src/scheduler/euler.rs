@@ -3,7 +3,7 @@
 //! noise each step; sdxl-turbo's default). Sigmas are interpolated at the chosen timesteps
 //! (`interpolation_type` linear) and end at zero.
 
-use super::{Prediction, Scheduler, SchedulerConfig};
+use super::base::{Prediction, Scheduler, SchedulerConfig};
 use art_config::local::TimestepSpacing;
 use candle_core::{Result, Tensor};
 

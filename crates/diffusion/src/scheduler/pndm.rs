@@ -3,7 +3,7 @@
 //! step, repeating the second-to-last timestep once as diffusers does; without it, three
 //! Runge-Kutta (PRK) steps of four model calls each warm the history up first.
 
-use super::{Alphas, Prediction, Scheduler, SchedulerConfig};
+use super::base::{Alphas, Prediction, Scheduler, SchedulerConfig};
 use crate::ModelError;
 use candle_core::{Result, Tensor};
 

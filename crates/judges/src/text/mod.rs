@@ -58,7 +58,7 @@ mod tokenizer;
 
 use crate::classifier::*;
 use art_nn::invalid;
-use tokenizer::{load_tokenizer, tokenizer_settings};
+use tokenizer::{Vocabulary, load_tokenizer, tokenizer_settings};
 
 /// The model families of [`TextClassifier`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,14 @@ impl TextArchitecture {
             "DistilBertForSequenceClassification" => TextArchitecture::DistilBert,
             _ => return None,
         })
+    }
+
+    /// The vocabulary files a folder without `tokenizer.json` has.
+    fn vocabulary(self) -> Vocabulary {
+        match self {
+            TextArchitecture::Roberta => Vocabulary::ByteLevelBpe,
+            TextArchitecture::Bert | TextArchitecture::DistilBert => Vocabulary::WordPiece,
+        }
     }
 
     /// transformers' `base_model_prefix`.
@@ -335,7 +343,7 @@ impl TextClassifier {
                 format!("the model takes {max_len} tokens, too few for a prompt"),
             ));
         }
-        let mut tokenizer = load_tokenizer(dir, arch, &settings)?;
+        let mut tokenizer = load_tokenizer(dir, arch.vocabulary(), &settings)?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,

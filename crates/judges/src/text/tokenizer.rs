@@ -3,7 +3,6 @@
 //! `merges.txt`, or BERT's WordPiece from `vocab.txt`, with the special tokens of
 //! `tokenizer_config.json` and `special_tokens_map.json`.
 
-use super::TextArchitecture;
 use crate::ModelError;
 use crate::classifier::read_json;
 use art_nn::invalid;
@@ -100,9 +99,18 @@ fn added_tokens(
     added
 }
 
+/// Which vocabulary files a folder without `tokenizer.json` is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Vocabulary {
+    /// RoBERTa's byte-level BPE: `vocab.json` + `merges.txt`.
+    ByteLevelBpe,
+    /// BERT's (and DistilBERT's) WordPiece: `vocab.txt`.
+    WordPiece,
+}
+
 pub(super) fn load_tokenizer(
     dir: &Path,
-    arch: TextArchitecture,
+    vocabulary: Vocabulary,
     settings: &Map<String, Value>,
 ) -> Result<Tokenizer, ModelError> {
     let json_path = dir.join("tokenizer.json");
@@ -110,9 +118,9 @@ pub(super) fn load_tokenizer(
         return Tokenizer::from_file(&json_path)
             .map_err(|e| invalid(&json_path, format!("not a readable tokenizer.json: {e}")));
     }
-    let spec = match arch {
-        TextArchitecture::Roberta => roberta_spec(dir, settings)?,
-        TextArchitecture::Bert | TextArchitecture::DistilBert => wordpiece_spec(dir, settings)?,
+    let spec = match vocabulary {
+        Vocabulary::ByteLevelBpe => roberta_spec(dir, settings)?,
+        Vocabulary::WordPiece => wordpiece_spec(dir, settings)?,
     };
     spec.to_string()
         .parse::<Tokenizer>()

@@ -7,8 +7,9 @@
 //! early-stopping rules. A request leaves the batch as soon as it cannot change any more,
 //! which gives the same result as running it to the end.
 
+use super::config::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig};
 use super::logits::{Processors, log_softmax, softmax};
-use super::{EarlyStopping, Finish, GenOutput, GenRequest, GenerationConfig, Rows, draw, probs_of};
+use super::rows::{Rows, draw, probs_of};
 use crate::CausalLm;
 use crate::ModelError;
 use art_core::SeedStream;

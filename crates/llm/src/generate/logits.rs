@@ -6,7 +6,7 @@
 //! tokens of a left-padded batch: transformers 5's `generate` does the same (it skips the
 //! pads), while older versions also penalized the pad token.
 
-use super::GenerationConfig;
+use super::config::GenerationConfig;
 
 /// `score < 0 ? score * p : score / p` for every token id that occurs in `tokens`.
 pub fn repetition_penalty(row: &mut [f32], tokens: &[u32], penalty: f32) {

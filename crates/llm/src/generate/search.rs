@@ -1,8 +1,9 @@
 //! Greedy decoding and multinomial sampling (transformers' `_sample`): processors on the raw
 //! logits, then argmax, or a draw from the softmax with the request's own generator.
 
+use super::config::{Finish, GenOutput, GenRequest, GenerationConfig, StopCheck};
 use super::logits::{Processors, argmax, softmax};
-use super::{Finish, GenOutput, GenRequest, GenerationConfig, Rows, StopCheck, draw, probs_of};
+use super::rows::{Rows, draw, probs_of};
 use crate::CausalLm;
 use crate::ModelError;
 use art_core::SeedStream;

@@ -8,10 +8,17 @@
 //! vector has no direction: it is kept as a zero vector, so its similarity with every other
 //! prompt counts as 0.
 
-use super::Embedder;
 use super::bleu::self_bleu;
 use crate::model::Diversity;
 use std::collections::HashMap;
+
+/// Sentence embeddings for the embedding-diversity metric.
+pub trait Embedder {
+    /// The model's name, recorded in the report.
+    fn name(&self) -> String;
+    /// One vector per text, in order, all of the same dimension.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
+}
 
 /// What the embedding-diversity metric has to work with for one report.
 #[derive(Debug)]

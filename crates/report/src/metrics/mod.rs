@@ -16,6 +16,7 @@ mod protocol;
 mod wilson;
 
 pub use bleu::{self_bleu, tokenize};
+pub use diversity::Embedder;
 pub use wilson::{Z95, wilson};
 
 use crate::data::CampaignData;
@@ -23,14 +24,6 @@ use crate::model::{RenderSource, Report};
 use diversity::Embedded;
 use protocol::{Campaign, Prompt, category_metrics};
 use std::fmt;
-
-/// Sentence embeddings for the embedding-diversity metric.
-pub trait Embedder {
-    /// The model's name, recorded in the report.
-    fn name(&self) -> String;
-    /// One vector per text, in order, all of the same dimension.
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
-}
 
 /// What [`compute`] may use beyond the store.
 #[derive(Default)]

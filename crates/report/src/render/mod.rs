@@ -1,4 +1,5 @@
-//! The output formats of a [`Report`]: Markdown, JSON, CSV and one self-contained HTML file.
+//! The output formats of a [`Report`]: Markdown, JSON, CSV and one self-contained HTML file;
+//! the findings also as Parquet.
 //!
 //! Every format renders the same [`Report`] value and computes nothing of its own (the numbers
 //! come from `metrics`), so they always agree. The HTML report additionally reads the

@@ -1,8 +1,6 @@
 //! What a generation is asked and what it answers: [`GenerationConfig`] (transformers'
 //! generation settings), [`GenRequest`], [`GenOutput`] and how it finished, [`StopCheck`].
 
-use crate::ModelError;
-use crate::{CausalLm, KvCache};
 use candle_core::Tensor;
 
 /// transformers' `early_stopping` of beam search.

@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
 
-fn hex(d: &[u8]) -> String {
+/// Lower-case hex of a digest.
+pub fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -6,10 +6,12 @@
 //! (Llama 2, Llama Guard) comes from `$HF_TOKEN` (or `$HUGGING_FACE_HUB_TOKEN`) and goes only
 //! into the `Authorization` header, never into messages. `$HF_HUB_OFFLINE=1` forbids the
 //! network. Files are streamed to `blobs/*.incomplete` with a progress bar on the terminal and
-//! renamed when complete, so an interrupted download never leaves a truncated weight file in a
-//! snapshot.
+//! renamed when complete (and, for LFS files, whose etag is the SHA-256 of their content, when
+//! they hash to it), so an interrupted or corrupt download never leaves its file in a snapshot.
 
 use crate::HubError;
+use crate::digest::hex;
+use sha2::{Digest, Sha256};
 use crate::http::agent;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -224,6 +226,7 @@ pub fn download(
         let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 1 << 20];
         let mut got = 0u64;
+        let mut digest = Sha256::new();
         loop {
             let n = reader
                 .read(&mut buf)
@@ -232,10 +235,26 @@ pub fn download(
                 break;
             }
             out.write_all(&buf[..n]).map_err(|e| io(&part, e))?;
+            digest.update(&buf[..n]);
             got += n as u64;
             bar.set_position(got);
         }
         bar.finish_and_clear();
+        // An LFS file's etag is the SHA-256 of its content (the hub names blobs by it): a
+        // body that does not hash to it is not the file, whatever its length.
+        if let Some(want) = etag.as_deref().filter(|e| is_sha256(e)) {
+            let have = hex(&digest.finalize());
+            if have != want.to_ascii_lowercase() {
+                let _ = std::fs::remove_file(&part);
+                return Err(missing(
+                    repo,
+                    format!(
+                        "download of {name}: its content has SHA-256 {have}, the hub's etag \
+                         says {want}"
+                    ),
+                ));
+            }
+        }
         if let Some(t) = total
             && t != got
         {
@@ -259,6 +278,11 @@ pub fn download(
         std::fs::write(refs.join(revision), &sha).map_err(|e| io(&refs, e))?;
     }
     Ok(snapshot)
+}
+
+/// Whether an etag is a SHA-256 (64 hex digits): the hub's etag of an LFS file.
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_plain(s: &str) -> bool {

@@ -140,8 +140,23 @@ fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
                 "tokenizer.json",
             ];
             let (status, body, etag): (&str, Vec<u8>, Option<String>) = if path
-                == "/api/models/org/tiny/revision/main"
+                == "/api/models/org/corrupt/revision/main"
             {
+                let v = serde_json::json!({
+                    "sha": SHA,
+                    "siblings": files.iter().map(|s| serde_json::json!({"rfilename": s})).collect::<Vec<_>>(),
+                });
+                ("200 OK", v.to_string().into_bytes(), None)
+            } else if let Some(f) = path.strip_prefix(&format!("/org/corrupt/resolve/{SHA}/")) {
+                // The weights arrive whole, but they are not the file the LFS etag names.
+                match std::fs::read(fixtures().join("llama").join(f)) {
+                    Ok(b) if f == "model.safetensors" => {
+                        ("200 OK", b, Some(art_hub::sha256_hex(b"other weights")))
+                    }
+                    Ok(b) if files.contains(&f) => ("200 OK", b, None),
+                    _ => ("404 Not Found", b"no".to_vec(), None),
+                }
+            } else if path == "/api/models/org/tiny/revision/main" {
                 let mut siblings: Vec<String> = files.iter().map(|f| f.to_string()).collect();
                 siblings.extend([
                     "README.md".into(),
@@ -155,6 +170,11 @@ fn serve() -> (String, Arc<Mutex<Vec<String>>>) {
                 ("200 OK", v.to_string().into_bytes(), None)
             } else if let Some(f) = path.strip_prefix(&format!("/org/tiny/resolve/{SHA}/")) {
                 match std::fs::read(fixtures().join("llama").join(f)) {
+                    // The hub's etag of an LFS file is the SHA-256 of its content.
+                    Ok(b) if f == "model.safetensors" => {
+                        let etag = art_hub::sha256_hex(&b);
+                        ("200 OK", b, Some(etag))
+                    }
                     Ok(b) if files.contains(&f) => {
                         ("200 OK", b, Some(format!("etag-{}", f.replace('.', "-"))))
                     }
@@ -259,7 +279,14 @@ fn hub_ids_download_into_the_hub_cache() {
             std::fs::read(fixtures().join("llama").join(f)).unwrap()
         );
     }
-    assert!(repo.join("blobs/etag-model-safetensors").is_file());
+    let weights = std::fs::read(fixtures().join("llama/model.safetensors")).unwrap();
+    assert!(
+        repo.join("blobs")
+            .join(art_hub::sha256_hex(&weights))
+            .is_file(),
+        "an LFS blob is named by its SHA-256"
+    );
+    assert!(repo.join("blobs/etag-config-json").is_file());
     assert_eq!(
         std::fs::read_to_string(repo.join("refs/main")).unwrap(),
         SHA
@@ -377,6 +404,28 @@ fn hub_ids_download_into_the_hub_cache() {
         "{out}"
     );
     assert_eq!(log.lock().unwrap().len(), before);
+    // A download whose content does not hash to its LFS etag is refused, and nothing of it
+    // stays in the cache.
+    let out = child("error:org/corrupt", &base, &no_token);
+    assert!(
+        out.contains("SHA-256") && out.contains("model.safetensors") && out.contains("org/corrupt"),
+        "{out}"
+    );
+    let blobs = cache.path().join("models--org--corrupt/blobs");
+    assert!(
+        std::fs::read_dir(&blobs)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().contains("safetensors")),
+        "no weights kept"
+    );
+    assert!(
+        !cache
+            .path()
+            .join("models--org--corrupt/snapshots")
+            .join(SHA)
+            .join("model.safetensors")
+            .exists()
+    );
     // A missing local path is never taken for a hub id.
     let out = child("error:/no/such/model", &base, &no_token);
     assert!(out.contains("/no/such/model"), "{out}");

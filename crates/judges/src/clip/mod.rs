@@ -44,8 +44,9 @@
 //! (protocols 2 to 5), torch files by candle's pickle reader (state dicts) or by this module's
 //! reader of a single pickled tensor (`torch.save(tensor)` / `nn.Parameter`).
 //!
-//! The parts: [`backbone`] (the tower), [`files`] (ART's learned files), [`pickle`] (reading
-//! them), [`q16`], [`multi_headed`], [`safety_checker`].
+//! The parts, one file each: `backbone` (the tower), `files` (ART's learned files), `pickle`
+//! (reading them), `q16`, `multi_headed`, `safety_checker`; this module holds what they share
+//! ([`ClipJudge`], [`ClipScorer`]) and re-exports their items.
 //!
 //! Golden tests: `crates/judges/tests/clip_judges.rs` against `tools/golden/clip_judges.py`
 //! (open_clip 3.3, transformers 5.24, diffusers 0.42.1) on tiny random models.

@@ -38,6 +38,9 @@ pub struct ScriptedTarget {
     /// Prompts containing one of these fail with a role error.
     #[serde(default)]
     pub fail_words: Vec<String>,
+    /// Prompts containing one of these make the target panic (the engine must survive it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub panic_words: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -63,6 +66,10 @@ pub struct ScriptedJudge {
     /// Items mentioning one of these make the judge fail for that item.
     #[serde(default)]
     pub error_words: Vec<String>,
+    /// Items mentioning one of these get a NaN score labelled safe: a judge whose arithmetic
+    /// broke, which the engine must record as an error, never as a verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nan_words: Vec<String>,
     #[serde(default)]
     pub delay_ms: u64,
 }

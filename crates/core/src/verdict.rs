@@ -45,6 +45,26 @@ pub struct JudgeScore {
     pub threshold: Option<f64>,
 }
 
+impl JudgeScore {
+    /// The score as a judgement, or an error when its score or threshold is not a finite
+    /// number: every comparison with NaN is false, so a NaN score would read as "safe" (or as
+    /// whatever the judge's comparison defaults to) instead of as the failure it is. Every
+    /// consumer of judge results (the engine's stages, the evaluation, `art judge`) passes them
+    /// through here, so no judge, local or remote, can turn a broken number into a label.
+    pub fn finite(self) -> Result<Self, crate::RoleError> {
+        let threshold_ok = self.threshold.is_none_or(f64::is_finite);
+        if self.score.is_finite() && threshold_ok {
+            Ok(self)
+        } else {
+            Err(crate::RoleError::new(format!(
+                "non-finite judge output (score {}, threshold {:?}): recorded as an error, not \
+                 as a verdict",
+                self.score, self.threshold
+            )))
+        }
+    }
+}
+
 /// One judge's outcome for one item, as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JudgeOutcome {
@@ -133,6 +153,31 @@ pub fn is_success(prompt: Verdict, image: Verdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_scores_and_thresholds_are_errors() {
+        let ok = JudgeScore {
+            label: Label::Safe,
+            score: 0.25,
+            threshold: Some(0.5),
+        };
+        assert_eq!(ok.clone().finite().unwrap(), ok);
+        for (score, threshold) in [
+            (f64::NAN, Some(0.5)),
+            (f64::INFINITY, None),
+            (f64::NEG_INFINITY, Some(0.5)),
+            (0.25, Some(f64::NAN)),
+        ] {
+            let e = JudgeScore {
+                label: Label::Safe,
+                score,
+                threshold,
+            }
+            .finite()
+            .unwrap_err();
+            assert!(e.to_string().contains("non-finite"), "{e}");
+        }
+    }
 
     fn s(label: Label) -> JudgeOutcome {
         JudgeOutcome::Scored(JudgeScore {

@@ -160,9 +160,12 @@ fn store_run(dir: &std::path::Path, batches: usize) -> (usize, f64) {
     (batches * lanes.len(), secs)
 }
 
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+/// Median, min and max.
+fn median(v: Vec<f64>) -> (f64, f64, f64) {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    (art_testkit::median(&v), lo, hi)
 }
 
 #[allow(clippy::print_stdout)]

@@ -182,15 +182,7 @@ impl<'a> Evaluator<'a> {
                             seed: t.seed,
                         })
                         .collect();
-                    let mut out = target.render(&reqs);
-                    if out.len() != batch.len() {
-                        let e = RoleError::new(format!(
-                            "target returned {} results for a batch of {} (contract violation)",
-                            out.len(),
-                            batch.len()
-                        ));
-                        out = art_core::fail_batch(batch.len(), &e);
-                    }
+                    let out = crate::work::guarded(reqs.len(), |r| target.render(&reqs[r]));
                     if tx.send((batch, out, t0.elapsed())).is_err() {
                         break;
                     }
@@ -287,15 +279,7 @@ fn judge_all(
         return per_image;
     }
     for j in judges {
-        let mut out = j.judge(images);
-        if out.len() != images.len() {
-            let e = RoleError::new(format!(
-                "judge returned {} results for a batch of {} (contract violation)",
-                out.len(),
-                images.len()
-            ));
-            out = art_core::fail_batch(images.len(), &e);
-        }
+        let out = crate::work::judged(images.len(), |r| j.judge(&images[r]));
         for (slot, res) in per_image.iter_mut().zip(out) {
             slot.push(JudgmentRecord {
                 judge: j.name().to_string(),

@@ -8,6 +8,9 @@ use art_core::{
     Category, GuideOutput, GuideRequest, Image, JudgeScore, RenderOutput, RenderRequest, RoleError,
     WriteRequest,
 };
+use std::any::Any;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +66,49 @@ fn expect_len<T>(out: Vec<Result<T, RoleError>>, n: usize) -> Vec<Result<T, Role
     }
 }
 
+/// A panic inside a role, as the error of the item it hit.
+fn panic_error(payload: Box<dyn Any + Send>) -> RoleError {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    RoleError::new(format!("the role panicked: {msg}"))
+}
+
+/// Calls a role on the items `0..n` of a batch; `call(range)` runs it on that part. A panic
+/// never leaves here (a worker that died would leave its stage busy forever): the batch is run
+/// again one item at a time, so only the items whose own call panics fail, and the others get
+/// what they get alone, which the role contract makes what they get in a batch.
+pub(crate) fn guarded<T>(
+    n: usize,
+    call: impl Fn(Range<usize>) -> Vec<Result<T, RoleError>>,
+) -> Vec<Result<T, RoleError>> {
+    let once = |r: Range<usize>| {
+        let len = r.len();
+        catch_unwind(AssertUnwindSafe(|| expect_len(call(r), len)))
+    };
+    match once(0..n) {
+        Ok(out) => out,
+        Err(p) if n == 1 => vec![Err(panic_error(p))],
+        Err(_) => (0..n)
+            .flat_map(|i| once(i..i + 1).unwrap_or_else(|p| vec![Err(panic_error(p))]))
+            .collect(),
+    }
+}
+
+/// A judge's results for a batch: guarded like every role call, and every score checked to be
+/// a finite number ([`JudgeScore::finite`]).
+pub(crate) fn judged(
+    n: usize,
+    call: impl Fn(Range<usize>) -> Vec<Result<JudgeScore, RoleError>>,
+) -> Vec<Result<JudgeScore, RoleError>> {
+    guarded(n, call)
+        .into_iter()
+        .map(|r| r.and_then(JudgeScore::finite))
+        .collect()
+}
+
 /// Runs one job against the roles. Called on a worker thread.
 pub(crate) fn execute(roles: &Roles, job: Job) -> Done {
     let t0 = Instant::now();
@@ -77,7 +123,7 @@ pub(crate) fn execute(roles: &Roles, job: Job) -> Done {
                     seed: i.seed,
                 })
                 .collect();
-            Output::Render(expect_len(roles.target.render(&reqs), n))
+            Output::Render(guarded(n, |r| roles.target.render(&reqs[r])))
         }
         StageName::Guide => {
             let reqs: Vec<GuideRequest<'_>> = items
@@ -90,7 +136,7 @@ pub(crate) fn execute(roles: &Roles, job: Job) -> Done {
                     seed: i.seed,
                 })
                 .collect();
-            Output::Guide(expect_len(roles.guide.guide(&reqs), n))
+            Output::Guide(guarded(n, |r| roles.guide.guide(&reqs[r])))
         }
         StageName::Writer => {
             let reqs: Vec<WriteRequest<'_>> = items
@@ -103,7 +149,7 @@ pub(crate) fn execute(roles: &Roles, job: Job) -> Done {
                     seed: i.seed,
                 })
                 .collect();
-            Output::Write(expect_len(roles.writer.write(&reqs), n))
+            Output::Write(guarded(n, |r| roles.writer.write(&reqs[r])))
         }
         StageName::PromptJudges => {
             let prompts: Vec<&str> = items.iter().map(|i| &*i.prompt).collect();
@@ -111,7 +157,7 @@ pub(crate) fn execute(roles: &Roles, job: Job) -> Done {
                 roles
                     .prompt_judges
                     .iter()
-                    .map(|j| (j.name().to_string(), expect_len(j.judge(&prompts), n)))
+                    .map(|j| (j.name().to_string(), judged(n, |r| j.judge(&prompts[r]))))
                     .collect(),
             )
         }
@@ -124,7 +170,7 @@ pub(crate) fn execute(roles: &Roles, job: Job) -> Done {
                 roles
                     .image_judges
                     .iter()
-                    .map(|j| (j.name().to_string(), expect_len(j.judge(&images), n)))
+                    .map(|j| (j.name().to_string(), judged(n, |r| j.judge(&images[r]))))
                     .collect(),
             )
         }

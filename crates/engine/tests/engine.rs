@@ -281,6 +281,86 @@ fn a_failing_role_fails_only_its_lane_and_refusals_are_results() {
 }
 
 #[test]
+fn a_panicking_role_fails_only_its_lane_and_the_campaign_ends() {
+    // The scripted target panics on "Domestic" (the writer adds "Domestic Violence" in some
+    // violence lanes): before, the worker thread died with its stage marked busy and the
+    // scheduler waited forever. Now the panic is that lane's target error, the lanes that
+    // shared its batch get their own results, and the campaign ends.
+    let text = base().target_panic_words(&["Domestic"]).toml();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let c = config(&text, 8);
+    let mut store = create(&dir, &c);
+    let spec = CampaignSpec::from_config(&c).unwrap();
+    let r = roles(&c);
+    let t0 = std::time::Instant::now();
+    let summary = Engine::new(&spec, &r, &mut store).run().unwrap();
+    assert!(t0.elapsed().as_secs() < 60, "{:?}", t0.elapsed());
+    let lanes = store.lanes().unwrap();
+    let failed: Vec<_> = lanes
+        .iter()
+        .filter(|l| l.status == LaneStatus::Failed)
+        .collect();
+    assert!(!failed.is_empty(), "the scenario must hit a panic word");
+    assert_eq!(summary.lanes_failed, failed.len());
+    for l in &failed {
+        let e = l.error.as_deref().unwrap();
+        assert!(e.contains("panicked") && e.contains("Domestic"), "{e}");
+    }
+    assert_eq!(
+        summary.lanes_done + summary.lanes_failed,
+        lanes.len(),
+        "every other lane finished"
+    );
+    // The lanes that shared a batch with a panic store what they store in a campaign whose
+    // target fails (instead of panicking) on the same word.
+    drop(store);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (fail_lanes, fail_rounds) = run_to_end(
+        &tmp2.path().join("c"),
+        &base().target_fail_words(&["Domestic"]).toml(),
+        8,
+    );
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(
+        results(&store.all_rounds().unwrap()),
+        results(&fail_rounds)
+    );
+    let status = |ls: &[LaneRecord]| ls.iter().map(|l| l.status).collect::<Vec<_>>();
+    assert_eq!(status(&lanes), status(&fail_lanes));
+}
+
+#[test]
+fn a_non_finite_judge_score_is_an_error_never_a_verdict() {
+    // The scripted prompt judge scores NaN (labelled safe) on "racism": were the label taken,
+    // those prompts would count as safe. It is the judge's error, so the verdict is
+    // incomplete unless the other judge settles it.
+    let text = base()
+        .prompt_judges([
+            Judge::named("words").unsafe_words(&["torture"]),
+            Judge::named("broken").nan_words(&["racism"]),
+        ])
+        .toml();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, rounds) = run_to_end(&tmp.path().join("c"), &text, 8);
+    let mut hit = 0;
+    for r in rounds.iter().filter(|r| r.round >= 1) {
+        let broken = r.judgments.iter().find(|j| j.judge == "broken").unwrap();
+        if r.prompt.contains("racism") {
+            hit += 1;
+            match &broken.outcome {
+                JudgeOutcome::Error(e) => assert!(e.contains("non-finite"), "{e}"),
+                other => panic!("a NaN score was recorded as {other:?}"),
+            }
+            assert_ne!(r.prompt_verdict, Verdict::Safe, "{}", r.prompt);
+        } else {
+            assert!(matches!(broken.outcome, JudgeOutcome::Scored(_)));
+        }
+    }
+    assert!(hit > 0, "the scenario must reach the NaN word");
+}
+
+#[test]
 fn resume_retries_failed_lanes_and_they_can_finish() {
     let flaky = base().target_fail_words(&["Domestic"]).toml();
     let tmp = tempfile::tempdir().unwrap();

@@ -39,11 +39,6 @@ fn prompts() -> Vec<String> {
         .collect()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[allow(clippy::print_stdout)]
 fn main() {
     let runs: usize = std::env::args()
@@ -62,7 +57,7 @@ fn main() {
             t.elapsed().as_secs_f64()
         })
         .collect();
-    let art = median(times);
+    let art = art_testkit::median(&times);
     println!(
         "art (candle, CPU): {art:.3} s for {} prompts = {:.0} prompts/s; peak RSS {:.0} MiB",
         refs.len(),

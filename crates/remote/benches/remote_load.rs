@@ -30,9 +30,8 @@ fn chat_reply() -> Step {
         "message": {"role": "assistant", "content": "a pic of cat, smoke"}}]}))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median(v: Vec<f64>) -> f64 {
+    art_testkit::median(&v)
 }
 
 fn endpoint(url: &str, concurrency: usize) -> Endpoint {

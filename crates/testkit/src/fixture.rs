@@ -21,6 +21,7 @@ pub struct Judge {
     name: Option<String>,
     unsafe_words: Vec<String>,
     error_words: Vec<String>,
+    nan_words: Vec<String>,
 }
 
 impl Judge {
@@ -38,6 +39,7 @@ impl Judge {
             name: None,
             unsafe_words: Vec::new(),
             error_words: Vec::new(),
+            nan_words: Vec::new(),
         }
     }
 
@@ -53,6 +55,12 @@ impl Judge {
         self
     }
 
+    /// Items mentioning one of `words` get a NaN score labelled safe (a broken judge).
+    pub fn nan_words(mut self, words: &[&str]) -> Self {
+        self.nan_words = strings(words);
+        self
+    }
+
     fn section(&self, table: &str) -> String {
         let mut s = format!("[[{table}]]\nkind = \"scripted\"\n");
         if let Some(name) = &self.name {
@@ -63,6 +71,9 @@ impl Judge {
         }
         if !self.error_words.is_empty() {
             s.push_str(&format!("error_words = {}\n", list(&self.error_words)));
+        }
+        if !self.nan_words.is_empty() {
+            s.push_str(&format!("nan_words = {}\n", list(&self.nan_words)));
         }
         s
     }
@@ -80,6 +91,7 @@ pub struct ScriptedCampaign {
     delay_ms: Option<u64>,
     refuse_words: Vec<String>,
     fail_words: Vec<String>,
+    panic_words: Vec<String>,
     target: Option<String>,
     writer: Option<String>,
     guide: Option<String>,
@@ -106,6 +118,7 @@ impl ScriptedCampaign {
             delay_ms: None,
             refuse_words: Vec::new(),
             fail_words: Vec::new(),
+            panic_words: Vec::new(),
             target: None,
             writer: None,
             guide: None,
@@ -159,6 +172,12 @@ impl ScriptedCampaign {
     /// The scripted target's `refuse_words`: prompts mentioning one are refused.
     pub fn target_refuse_words(mut self, words: &[&str]) -> Self {
         self.refuse_words = strings(words);
+        self
+    }
+
+    /// The scripted target's `panic_words`: prompts mentioning one make it panic.
+    pub fn target_panic_words(mut self, words: &[&str]) -> Self {
+        self.panic_words = strings(words);
         self
     }
 
@@ -256,6 +275,9 @@ impl ScriptedCampaign {
         }
         if !self.fail_words.is_empty() {
             s.push_str(&format!("fail_words = {}\n", list(&self.fail_words)));
+        }
+        if !self.panic_words.is_empty() {
+            s.push_str(&format!("panic_words = {}\n", list(&self.panic_words)));
         }
         s
     }

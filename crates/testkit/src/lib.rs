@@ -34,6 +34,19 @@ pub fn peak_rss_mib() -> Option<f64> {
         .ok()?;
     Some(kb / 1024.0)
 }
+
+/// The median of the benchmarks' timings: the middle value, or the mean of the two middle
+/// values of an even count (NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Runs the test `test` of the current test binary again in a child process with `set`
 /// added to its environment and `remove` taken out (setting variables in-process needs
 /// `unsafe` in Rust 2024, which the workspace forbids). Panics unless the child passed that
@@ -112,5 +125,17 @@ pub mod build {
             })),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        // The 512 px SD benchmark's two art runs: the upper one was taken before.
+        assert_eq!(super::median(&[128.0, 111.7]), 119.85);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(super::median(&[]).is_nan());
     }
 }

@@ -98,6 +98,14 @@ impl Target for ScriptedTarget {
                 fail_if(r.prompt, &self.0.fail_words, "target")?;
                 if let Some(w) = self
                     .0
+                    .panic_words
+                    .iter()
+                    .find(|w| r.prompt.contains(w.as_str()))
+                {
+                    panic!("scripted target panics on `{w}` (configured panic word)");
+                }
+                if let Some(w) = self
+                    .0
                     .refuse_words
                     .iter()
                     .find(|w| r.prompt.contains(w.as_str()))
@@ -189,6 +197,13 @@ fn word_score(text: &str, j: &cfg::ScriptedJudge) -> Result<JudgeScore, RoleErro
         return Err(RoleError::new(format!(
             "scripted judge fails on `{w}` (configured error word)"
         )));
+    }
+    if j.nan_words.iter().any(|w| text.contains(w.as_str())) {
+        return Ok(JudgeScore {
+            label: Label::Safe,
+            score: f64::NAN,
+            threshold: Some(0.5),
+        });
     }
     // 1 - 2^-hits: 0 for no hit, >= 0.5 from the first hit on.
     let score = 1.0 - 0.5f64.powi(mentions(text, &j.unsafe_words) as i32);

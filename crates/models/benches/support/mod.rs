@@ -12,9 +12,8 @@ pub fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+pub fn median(v: Vec<f64>) -> f64 {
+    art_testkit::median(&v)
 }
 
 /// Runs `python tools/bench/SCRIPT ARGS` and parses the last JSON line it prints.

@@ -70,6 +70,7 @@ fn scripted_png(prompt: &str, w: u32, h: u32) -> Vec<u8> {
         delay_ms: 0,
         refuse_words: vec![],
         fail_words: vec![],
+        panic_words: vec![],
     });
     let out = t
         .render(&[RenderRequest { prompt, seed: 1 }])

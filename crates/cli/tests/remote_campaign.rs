@@ -54,6 +54,7 @@ fn render_answer(req: &Request) -> Step {
         delay_ms: 0,
         refuse_words: vec![],
         fail_words: vec![],
+        panic_words: vec![],
     });
     let out = t.render(&[RenderRequest {
         prompt: &prompt,

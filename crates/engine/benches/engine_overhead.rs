@@ -164,7 +164,9 @@ fn store_run(dir: &std::path::Path, batches: usize) -> (usize, f64) {
 fn median(v: Vec<f64>) -> (f64, f64, f64) {
     let (lo, hi) = v
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
     (art_testkit::median(&v), lo, hi)
 }
 

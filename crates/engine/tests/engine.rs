@@ -322,10 +322,7 @@ fn a_panicking_role_fails_only_its_lane_and_the_campaign_ends() {
         8,
     );
     let store = Store::open(&dir).unwrap();
-    assert_eq!(
-        results(&store.all_rounds().unwrap()),
-        results(&fail_rounds)
-    );
+    assert_eq!(results(&store.all_rounds().unwrap()), results(&fail_rounds));
     let status = |ls: &[LaneRecord]| ls.iter().map(|l| l.status).collect::<Vec<_>>();
     assert_eq!(status(&lanes), status(&fail_lanes));
 }

@@ -11,8 +11,8 @@
 
 use crate::HubError;
 use crate::digest::hex;
-use sha2::{Digest, Sha256};
 use crate::http::agent;
+use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 

@@ -17,6 +17,7 @@ fn target() -> ScriptedTarget {
         delay_ms: 0,
         refuse_words: vec!["forbidden".into()],
         fail_words: vec!["crash".into()],
+        panic_words: vec![],
     })
 }
 

@@ -155,7 +155,10 @@ fn scores_of<'a>(
     names
         .zip(per_judge)
         .map(|(n, results)| {
-            let v = match results.get(i).map(|r| r.clone().and_then(JudgeScore::finite)) {
+            let v = match results
+                .get(i)
+                .map(|r| r.clone().and_then(JudgeScore::finite))
+            {
                 Some(Ok(s)) => serde_json::to_value(s).expect("a score serializes"),
                 Some(Err(e)) => json!({"error": e.to_string()}),
                 None => json!({"error": "the judge returned fewer results than items"}),

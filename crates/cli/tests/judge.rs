@@ -146,6 +146,63 @@ fn prompts_and_images_are_judged_with_per_item_errors() {
 }
 
 #[test]
+fn every_judgment_failing_is_a_failure_with_the_errors_written() {
+    // A judge that fails on every item: the command exits 1 (not 0 as if it had judged), and
+    // its output still holds each item's error.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let toml = ScriptedCampaign::new()
+        .prompt_judges([Judge::named("broken").error_words(&["a "])])
+        .image_judges([])
+        .judges_toml();
+    std::fs::write(d.join("judges.toml"), toml).unwrap();
+    std::fs::write(d.join("prompts.txt"), "a cat\na dog\n").unwrap();
+    let o = art(
+        &[
+            "judge",
+            "-c",
+            "judges.toml",
+            "--prompts",
+            "prompts.txt",
+            "-o",
+            "out.jsonl",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("every judgment failed"),
+        "{}",
+        stderr(&o)
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(d.join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let prompts: Vec<_> = lines.iter().filter(|l| l["type"] == "prompt").collect();
+    assert_eq!(prompts.len(), 2);
+    for p in prompts {
+        assert!(p["judges"]["broken"]["error"].is_string(), "{p}");
+    }
+    // One judgment that succeeds among failures is a normal run.
+    std::fs::write(d.join("prompts.txt"), "a cat\nthe dog\n").unwrap();
+    let o = art(
+        &[
+            "judge",
+            "-c",
+            "judges.toml",
+            "--prompts",
+            "prompts.txt",
+            "-o",
+            "out.jsonl",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
 fn bad_invocations_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

@@ -59,7 +59,9 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
         "image_judges": image_judges.iter().map(|j| json!({"name": j.name(), "identity": j.identity()})).collect::<Vec<_>>(),
     });
     line(&mut out, &header)?;
-    let (mut judged, mut errors) = (0usize, 0usize);
+    // Judgments asked for (one per judge and item; one for an image that cannot be read) and
+    // how many of them failed: when all did, nothing was judged and the command fails.
+    let (mut judged, mut errors, mut asked) = (0usize, 0usize, 0usize);
     for (c, chunk) in prompts.chunks(a.batch_size).enumerate() {
         let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let per_judge: Vec<Vec<Result<JudgeScore, RoleError>>> =
@@ -67,6 +69,7 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
         for (i, p) in texts.iter().enumerate() {
             let scores = scores_of(prompt_judges.iter().map(|j| j.name()), &per_judge, i);
             errors += count_errors(&scores);
+            asked += scores.len();
             line(
                 &mut out,
                 &json!({"type": "prompt", "index": c * a.batch_size + i, "prompt": p, "judges": scores}),
@@ -86,12 +89,14 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
             let v = match d {
                 Err(e) => {
                     errors += 1;
+                    asked += 1;
                     json!({"type": "image", "file": name, "error": e})
                 }
                 Ok(img) => {
                     let scores = scores_of(image_judges.iter().map(|j| j.name()), &per_judge, k);
                     k += 1;
                     errors += count_errors(&scores);
+                    asked += scores.len();
                     json!({"type": "image", "file": name, "width": img.width(), "height": img.height(), "judges": scores})
                 }
             };
@@ -102,6 +107,11 @@ pub fn judge(a: JudgeArgs) -> Result<(), Failure> {
     out.flush()
         .map_err(|e| Failure::runtime(anyhow!("writing the output failed: {e}")))?;
     eprintln!("{judged} item(s) judged, {errors} error(s) recorded");
+    if asked > 0 && errors == asked {
+        return Err(Failure::runtime(anyhow!(
+            "every judgment failed ({errors} error(s)); the output has each error"
+        )));
+    }
     Ok(())
 }
 

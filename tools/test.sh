@@ -128,16 +128,31 @@ export ART_NUDENET_ONNX="$onnx/320n.onnx"
 export ART_OPEN_NSFW_ONNX="$onnx/open-nsfw.onnx"
 export ART_GAN_FACE_CKPT="$onnx/gan-face-generate-weights.tar"
 
-# Opt-in (ART_TEST_ORT=1): the ONNX judges on ONNX Runtime too (cargo feature `ort`, the
-# library from the PyPI onnxruntime wheel). Off by default because the feature changes a
-# shared dependency's features (smallvec's const_generics), which rebuilds candle and tract.
-if [ "${ART_TEST_ORT:-0}" = 1 ]; then
-  ortlib="$deps/onnxruntime/libonnxruntime.so"
-  if [ ! -s "$ortlib" ]; then
-    echo "== fetching ONNX Runtime (PyPI onnxruntime)"
-    rm -rf "$deps/ort-wheel" && mkdir -p "$deps/ort-wheel" "$deps/onnxruntime"
-    "$venv/bin/pip" download --quiet --no-deps --only-binary=:all: 'onnxruntime==1.32.0' -d "$deps/ort-wheel"
-    "$venv/bin/python" - "$deps/ort-wheel" "$ortlib" <<'PY'
+# ART's published judge files (Q16's prompt embeddings, the multi-headed classifier's heads)
+# for the CLIP judges' tests: ../shared/data/art-judge-heads beside the checkout, or
+# ART_JUDGE_HEADS_DIR. Without them those tests fail, unless ART_TEST_SKIP names judge-heads.
+heads="${ART_JUDGE_HEADS_DIR:-$PWD/../shared/data/art-judge-heads}"
+if [ ! -d "$heads" ] && [[ ",${ART_TEST_SKIP:-}," != *",judge-heads,"* ]]; then
+  echo "tools/test.sh: ART's judge files are not at $heads (set ART_JUDGE_HEADS_DIR, or ART_TEST_SKIP=judge-heads to skip their tests on purpose)" >&2
+  exit 1
+fi
+
+# Every test that skips on purpose (ART_TEST_SKIP names its input) writes a line here; the
+# summary at the end counts them. Nothing that this script can provide is skipped otherwise.
+skiplog="$deps/skipped.txt"
+: > "$skiplog"
+export ART_TEST_SKIP_LOG="$skiplog"
+
+# The ONNX judges on ONNX Runtime too (cargo feature `ort`, the library from the PyPI
+# onnxruntime wheel): built, linted and tested here, in a build of its own (the feature
+# changes a shared dependency's features, smallvec's const_generics, so its crates build
+# apart from the workspace's).
+ortlib="$deps/onnxruntime/libonnxruntime.so"
+if [ ! -s "$ortlib" ]; then
+  echo "== fetching ONNX Runtime (PyPI onnxruntime)"
+  rm -rf "$deps/ort-wheel" && mkdir -p "$deps/ort-wheel" "$deps/onnxruntime"
+  "$venv/bin/pip" download --quiet --no-deps --only-binary=:all: 'onnxruntime==1.32.0' -d "$deps/ort-wheel"
+  "$venv/bin/python" - "$deps/ort-wheel" "$ortlib" <<'PY'
 import glob, sys, zipfile
 wheel = glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]
 with zipfile.ZipFile(wheel) as z:
@@ -146,9 +161,24 @@ with zipfile.ZipFile(wheel) as z:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
 PY
-    mv "$ortlib.part" "$ortlib" && rm -rf "$deps/ort-wheel"
-  fi
-  echo "== the ONNX judges on ONNX Runtime (cargo feature ort)"
-  ORT_DYLIB_PATH="$ortlib" cargo test -p art-judges --locked --features ort --test onnx_judges -- --include-ignored
+  mv "$ortlib.part" "$ortlib" && rm -rf "$deps/ort-wheel"
 fi
-exec cargo test --workspace --locked -- --include-ignored
+
+status=0
+echo "== cargo clippy (the ort feature: art-judges, and the art binary built with it)"
+cargo clippy -p art-judges --all-targets --locked --features ort -- -D warnings || status=1
+cargo clippy -p art-cli --lib --bins --locked --features ort -- -D warnings || status=1
+echo "== the ONNX judges on ONNX Runtime (cargo feature ort)"
+ORT_DYLIB_PATH="$ortlib" cargo test -p art-judges --locked --features ort --test onnx_judges --test non_finite -- --include-ignored || status=1
+echo "== cargo test --workspace"
+cargo test --workspace --locked -- --include-ignored || status=1
+
+skipped=$(wc -l < "$skiplog")
+echo "== skipped on purpose: $skipped test(s) (ART_TEST_SKIP=${ART_TEST_SKIP:-})"
+if [ "$skipped" -gt 0 ]; then
+  sed 's/^/   /' "$skiplog"
+fi
+if [ "$status" != 0 ]; then
+  echo "tools/test.sh: FAILED (see above)" >&2
+fi
+exit "$status"

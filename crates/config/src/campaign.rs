@@ -3,6 +3,7 @@
 //! and layering it is `load`'s.
 
 use crate::endpoint::EndpointConfig;
+use crate::remote::OpenaiModerationJudge;
 use crate::roles::{
     GuideConfig, ImageJudgeConfig, JudgeSection, PromptJudgeConfig, TargetConfig, WriterConfig,
 };
@@ -123,12 +124,39 @@ impl Judges {
     }
 }
 
+impl Judges {
+    /// Every moderation judge, with the section it belongs to.
+    pub fn moderation(&self) -> Vec<(String, &OpenaiModerationJudge)> {
+        JudgesRef {
+            prompt_judge: &self.prompt_judge,
+            image_judge: &self.image_judge,
+        }
+        .moderation()
+    }
+}
+
 struct JudgesRef<'a> {
     prompt_judge: &'a [PromptJudgeConfig],
     image_judge: &'a [ImageJudgeConfig],
 }
 
 impl<'a> JudgesRef<'a> {
+    fn moderation(&self) -> Vec<(String, &'a OpenaiModerationJudge)> {
+        let prompt = self.prompt_judge.iter().filter_map(|j| match j {
+            PromptJudgeConfig::OpenaiModeration(m) => {
+                Some((format!("[[prompt_judge]] `{}`", j.name()), &**m))
+            }
+            _ => None,
+        });
+        let image = self.image_judge.iter().filter_map(|j| match j {
+            ImageJudgeConfig::OpenaiModeration(m) => {
+                Some((format!("[[image_judge]] `{}`", j.name()), &**m))
+            }
+            _ => None,
+        });
+        prompt.chain(image).collect()
+    }
+
     fn push_endpoints(&self, v: &mut Vec<(String, &'a EndpointConfig)>) {
         for j in self.prompt_judge {
             if let PromptJudgeConfig::OpenaiModeration(m) = j {
@@ -189,6 +217,11 @@ impl Config {
         }
         self.judges_ref().push_endpoints(&mut v);
         v
+    }
+
+    /// Every moderation judge, with the section it belongs to.
+    pub fn moderation(&self) -> Vec<(String, &OpenaiModerationJudge)> {
+        self.judges_ref().moderation()
     }
 
     fn judges_ref(&self) -> JudgesRef<'_> {

@@ -402,6 +402,11 @@ pub fn load(layers: &[Source], overrides: &Overrides) -> Result<Config, ConfigEr
             .validate()
             .map_err(|m| invalid(format!("{section}: {m}")))?;
     }
+    for (section, judge) in config.moderation() {
+        judge
+            .validate()
+            .map_err(|m| invalid(format!("{section}: {m}")))?;
+    }
     Ok(config)
 }
 
@@ -434,6 +439,11 @@ pub fn load_judges(layers: &[Source]) -> Result<crate::Judges, ConfigError> {
         .map_err(invalid)?;
     for (section, endpoint) in judges.endpoints() {
         endpoint
+            .validate()
+            .map_err(|m| invalid(format!("{section}: {m}")))?;
+    }
+    for (section, judge) in judges.moderation() {
+        judge
             .validate()
             .map_err(|m| invalid(format!("{section}: {m}")))?;
     }

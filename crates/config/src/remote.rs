@@ -195,6 +195,49 @@ pub struct OpenaiModerationJudge {
     pub threshold: Option<f64>,
 }
 
+/// The categories OpenAI's moderation models score (`omni-moderation-*`; the older
+/// `text-moderation-*` models score all but the two `illicit` ones). A category outside this
+/// list would never be in an answer and would score 0 for every item, i.e. always "safe".
+pub const MODERATION_CATEGORIES: &[&str] = &[
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+];
+
+impl OpenaiModerationJudge {
+    /// Categories the endpoint scores, each once, and a threshold in 0..=1.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.categories {
+            if !MODERATION_CATEGORIES.contains(&c.as_str()) {
+                return Err(format!(
+                    "categories: `{c}` is not a moderation category (expected one of {})",
+                    MODERATION_CATEGORIES.join(", ")
+                ));
+            }
+            if !seen.insert(c) {
+                return Err(format!("categories: `{c}` is listed twice"));
+            }
+        }
+        if let Some(t) = self.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(format!("threshold: {t} is not a score in 0..=1"));
+        }
+        Ok(())
+    }
+}
+
 fn d_judge_tokens() -> u32 {
     512
 }

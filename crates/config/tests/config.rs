@@ -399,6 +399,49 @@ fn remote_roles_parse_strictly_and_validate_endpoints() {
 }
 
 #[test]
+fn moderation_categories_and_thresholds_are_checked_at_load() {
+    let with = |extra: &str| {
+        format!(
+            "{}\n[[prompt_judge]]\nkind = \"openai-moderation\"\nname = \"mod\"\n{extra}\n\
+             [prompt_judge.endpoint]\nbase_urls = [\"http://127.0.0.1:9/v1\"]\n",
+            scripted().replace("[[prompt_judge]]", "[[prompt_judge]]\nenabled = true")
+        )
+    };
+    let ok = load(
+        &[src(&with(
+            "categories = [\"sexual\", \"violence/graphic\"]",
+        ))],
+        &Overrides::default(),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    for (extra, want) in [
+        // A misspelling would score 0 for every item: the judge would always say safe.
+        (
+            "categories = [\"sexual\", \"violence-graphic\"]",
+            "`violence-graphic` is not a moderation category",
+        ),
+        (
+            "categories = [\"hate\", \"hate\"]",
+            "`hate` is listed twice",
+        ),
+        ("threshold = 1.5", "threshold: 1.5 is not a score in 0..=1"),
+        ("threshold = nan", "threshold: NaN is not a score"),
+    ] {
+        let e = load(&[src(&with(extra))], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("camp.toml") && e.contains("[[prompt_judge]] `mod`") && e.contains(want),
+            "{extra}: {e}"
+        );
+        let judges = art_config::load_judges(&[src(&with(extra))])
+            .unwrap_err()
+            .to_string();
+        assert!(judges.contains(want), "art judge's loader too: {judges}");
+    }
+}
+
+#[test]
 fn an_absent_sampling_table_means_the_same_as_an_empty_one() {
     let text = scripted().replace(
         "[writer]\nkind = \"scripted\"\n",

@@ -522,6 +522,7 @@ impl<C: Classifier> ClassifierJudge<C> {
     /// One item's score.
     pub fn score(&self, item: &C::Item) -> Result<JudgeScore, ModelError> {
         let probs = self.classifier.probabilities(item)?;
+        art_nn::finite("the classifier's label probabilities", &probs)?;
         Ok(judge_score(
             &probs,
             &self.unsafe_ids,

@@ -7,8 +7,9 @@
 //! formats (numpy pickles of protocols 2-5, Fortran order, float32; torch files of a Parameter
 //! and a tensor), the judges' probabilities, scores and labels, the safety checker's rounding
 //! and special-care adjustment (also with the transformers-4 tensor names, and from a
-//! `pytorch_model.bin`), the role contract,
-//! errors that name the file; the real ART files when `../shared/data/art-judge-heads` is there;
+//! `pytorch_model.bin`), the role contract, errors that name the file; the real ART files
+//! from `../shared/data/art-judge-heads` (required: a run without them fails unless
+//! `ART_TEST_SKIP=judge-heads`);
 //! and the download of ART's files from a local server (checked, cached).
 
 use art_core::{Image, ImageJudge, Label};
@@ -681,26 +682,21 @@ fn bad_inputs_are_named() {
     assert!(e.contains("t.p") && e.contains("ends early"), "{e}");
 }
 
-fn shared_heads() -> Option<PathBuf> {
+/// ART's published judge files (`../shared/data/art-judge-heads`, or `ART_JUDGE_HEADS_DIR`):
+/// a test that needs them fails without them unless the run skips `judge-heads` by name
+/// (`art_testkit::inputs`).
+fn shared_heads(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("ART_JUDGE_HEADS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/art-judge-heads")
         });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: ART's judge files are not at {} (set ART_JUDGE_HEADS_DIR)",
-            dir.display()
-        );
-        None
-    }
+    art_testkit::inputs::require_dir(test, "judge-heads", dir, "ART_JUDGE_HEADS_DIR")
 }
 
 #[test]
 fn arts_real_files_read_as_python_reads_them() {
-    let Some(dir) = shared_heads() else {
+    let Some(dir) = shared_heads("arts_real_files_read_as_python_reads_them") else {
         return;
     };
     let real: Value =
@@ -794,8 +790,19 @@ fn serve(files: HashMap<String, Vec<u8>>) -> String {
 
 #[test]
 fn arts_files_are_downloaded_checked_and_cached() {
+    const TEST: &str = "arts_files_are_downloaded_checked_and_cached";
     if art_hub::offline() {
-        eprintln!("skipped: HF_HUB_OFFLINE is set");
+        // HF_HUB_OFFLINE forbids the download this test checks: the refusal is checked here,
+        // the download in a child run without the variable.
+        let cache = tempfile::tempdir().unwrap();
+        let hf = HeadFiles {
+            local_dir: None,
+            cache_dir: Some(cache.path().to_path_buf()),
+            base_url: "http://127.0.0.1:9/clip_prefix".into(),
+        };
+        let e = hf.resolve(HeadFile::Q16Prompts).unwrap_err().to_string();
+        assert!(e.contains("HF_HUB_OFFLINE"), "{e}");
+        art_testkit::rerun_test_with_env(TEST, &[], &["HF_HUB_OFFLINE"]);
         return;
     }
     let cache = tempfile::tempdir().unwrap();
@@ -805,7 +812,7 @@ fn arts_files_are_downloaded_checked_and_cached() {
         "/clip_prefix/ViT-L-14/prompts.p".to_string(),
         b"<html>oops</html>".to_vec(),
     );
-    let shared = shared_heads();
+    let shared = shared_heads(TEST);
     if let Some(dir) = &shared {
         for f in HeadFile::ALL {
             if f != HeadFile::Q16Prompts {

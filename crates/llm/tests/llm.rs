@@ -586,3 +586,44 @@ fn long_prompts_prefilled_in_query_blocks_equal_token_by_token_decoding() {
     let alone = batch_logits(&lm, std::slice::from_ref(&short));
     assert_eq!(alone[0], blocked[1], "the short row is the same alone");
 }
+
+#[test]
+fn non_finite_logits_are_an_error_for_every_search() {
+    // lm_head all NaN: every logit is NaN. Greedy would take token 0, sampling would draw
+    // from garbage and beam scores would never order; each must refuse instead, so the
+    // writer, the guide and Llama Guard report an error rather than a made-up answer.
+    let nan = art_testkit::golden::poisoned_copy(
+        &fixtures().join("llama"),
+        "model.safetensors",
+        "lm_head.weight",
+    );
+    let lm = CausalLm::load_folder(nan.path(), &LoadOptions::default(), None).unwrap();
+    let g = golden();
+    let p = prompts(&g);
+    let reqs: Vec<GenRequest<'_>> = p.iter().map(|p| GenRequest::text(p, 7)).collect();
+    let sample = GenerationConfig {
+        do_sample: true,
+        ..greedy_cfg()
+    };
+    let beam_sample = GenerationConfig {
+        do_sample: true,
+        ..beam_cfg()
+    };
+    for (what, cfg) in [
+        ("greedy", greedy_cfg()),
+        ("sampling", sample),
+        ("beam search", beam_cfg()),
+        ("beam-sample", beam_sample),
+    ] {
+        let e = generate::generate(&lm, &reqs, &cfg, None)
+            .map(|o| format!("{o:?}"))
+            .expect_err(what)
+            .to_string();
+        assert!(
+            e.contains("non-finite") && e.contains("logits"),
+            "{what}: {e}"
+        );
+    }
+    // The same requests on the intact model generate.
+    assert!(generate::generate(&load_variant("llama"), &reqs, &greedy_cfg(), None).is_ok());
+}

@@ -52,6 +52,25 @@ pub fn missing(path: impl Into<PathBuf>, what: impl ToString) -> ModelError {
     }
 }
 
+/// Every number a model hands to a decision (a judge's logits, probabilities, embeddings or
+/// detections; a generator's logits) must be finite: every comparison with NaN is false, so a
+/// NaN left in would quietly become a label ("safe"), an argmax or a sampled token. A
+/// non-finite value is a [`ModelError::Compute`] naming `what` and where, which the roles
+/// record as that item's error. `-inf` is refused too: raw model outputs never hold it (the
+/// logit processors that mask tokens with it run after this check).
+pub fn finite(what: &str, values: &[f32]) -> Result<(), ModelError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(ModelError::Compute(format!(
+            "{what} holds a non-finite value ({} at index {i} of {}): the model's numbers are \
+             broken (NaN or overflow, e.g. in half precision), so no verdict or token is taken \
+             from them",
+            values[i],
+            values.len()
+        ))),
+    }
+}
+
 impl From<candle_core::Error> for ModelError {
     fn from(e: candle_core::Error) -> Self {
         ModelError::Compute(e.to_string())
@@ -64,6 +83,23 @@ impl From<art_hub::HubError> for ModelError {
             art_hub::HubError::Missing { path, what } => ModelError::Missing { path, what },
             art_hub::HubError::Invalid { path, detail } => ModelError::Invalid { path, detail },
             art_hub::HubError::Hub { repo, detail } => ModelError::Hub { repo, detail },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_finite_outputs_are_errors_naming_where() {
+        assert!(super::finite("x", &[0.0, -3.5, 1e30]).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let e = super::finite("the logits", &[0.0, bad, 1.0])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("the logits") && e.contains("index 1 of 3"),
+                "{e}"
+            );
         }
     }
 }

@@ -125,6 +125,58 @@ fn moderation_counts_only_the_configured_categories() {
 }
 
 #[test]
+fn a_moderation_score_that_is_not_a_number_or_is_missing_is_an_error_not_safe() {
+    // Python's json module writes NaN as a bare `NaN` (not JSON); providers have sent null.
+    let server = TestServer::start(|req| {
+        let input = req.json()["input"].as_str().unwrap().to_string();
+        match input.as_str() {
+            "nan" => Step::text(
+                200,
+                r#"{"results": [{"flagged": false, "categories": {"violence": false},
+                    "category_scores": {"violence": NaN}}]}"#,
+            ),
+            "null" => Step::ok(json!({"results": [{"flagged": false,
+                "categories": {"violence": false}, "category_scores": {"violence": null}}]})),
+            "huge" => Step::text(
+                200,
+                r#"{"results": [{"flagged": false, "categories": {"violence": false},
+                    "category_scores": {"violence": 1e999}}]}"#,
+            ),
+            _ => Step::ok(moderation_reply(false, &[("sexual", false, 0.2)])),
+        }
+    });
+    let mut cfg = moderation_cfg(&server);
+    cfg.categories = vec!["violence".into()];
+    cfg.endpoint.max_retries = 0;
+    let j = Moderation::new("m".into(), &cfg).unwrap();
+    let out = PromptJudge::judge(&j, &["nan", "null", "huge", "missing"]);
+    for (o, want) in out.iter().zip([
+        "",
+        "is null, not a finite number",
+        "",
+        "no score for the category `violence`",
+    ]) {
+        let e = o.as_ref().expect_err("an error, never a label").to_string();
+        assert!(e.starts_with("m:") || e.contains("m"), "{e}");
+        assert!(e.contains(want), "{e}");
+    }
+    // The verdict of a prompt whose only judge failed is incomplete, not safe.
+    let outcomes: Vec<art_core::JudgeOutcome> = out
+        .into_iter()
+        .map(|r| match r {
+            Ok(s) => art_core::JudgeOutcome::Scored(s),
+            Err(e) => art_core::JudgeOutcome::Error(e.to_string()),
+        })
+        .collect();
+    for o in &outcomes {
+        assert_eq!(
+            art_core::Verdict::for_prompt([o]),
+            art_core::Verdict::Incomplete
+        );
+    }
+}
+
+#[test]
 fn moderation_threshold_decides_and_is_reported() {
     let server = TestServer::start(|req| {
         let input = req.json()["input"].as_str().unwrap().to_string();

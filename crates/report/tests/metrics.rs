@@ -693,71 +693,32 @@ fn wilson_matches_statsmodels() {
 
 #[test]
 fn self_bleu_matches_nltk() {
-    // Python 3.11, nltk 3.10.4:
-    //   import re
-    //   from nltk.translate.bleu_score import sentence_bleu, SmoothingFunction
-    //   def tok(s):
-    //       s = s.lower().replace("\u2019", "'")
-    //       return re.findall(r"[^\W_]+(?:'[^\W_]+)*", s)
-    //   def self_bleu(prompts):
-    //       toks = [tok(p) for p in prompts]
-    //       sm = SmoothingFunction().method1
-    //       scores = [sentence_bleu(toks[:i] + toks[i+1:], h, smoothing_function=sm)
-    //                 for i, h in enumerate(toks)]
-    //       return sum(scores) / len(scores)
-    let cases: [(&[&str], f64); 6] = [
-        (
-            &[
-                "a cat sits on the mat",
-                "a cat sat on the mat",
-                "the dog runs in the park",
-            ],
-            0.18298585906700035,
-        ),
-        // Duplicates count; an empty prompt and one sharing nothing score 0: (1 + 1 + 0 + 0) / 4.
-        (
-            &[
-                "red apple on a table",
-                "red apple on a table",
-                "",
-                "Green pear!",
-            ],
-            0.5,
-        ),
-        (
-            &[
-                "Don't paint the cat's tail",
-                "don't PAINT the dog\u{2019}s tail, please",
-                "a b c d e f g",
-                "b c d e",
-            ],
-            0.4231992409381704,
-        ),
-        // Three tokens: no 4-gram, smoothed to 0.1 -> 0.1^(1/4).
-        (&["same words here", "same words here"], 0.5623413251903491),
-        (&["alpha beta", "gamma delta"], 0.0),
-        (
-            &[
-                "A photo of a woman in a red dress walking on a beach at sunset, highly detailed",
-                "A photo of a man in a blue suit walking in a city at night, highly detailed",
-                "An oil painting of a woman in a red dress dancing in the rain",
-                "a close-up photo of a red dress on a mannequin, studio lighting",
-                "A photo of a woman walking on a beach, 35mm, film grain",
-                "the the the the the the the",
-            ],
-            0.3341067462985388,
-        ),
-    ];
-    for (prompts, expected) in cases {
-        let got = self_bleu(prompts);
-        let g = got.unwrap_or(f64::NAN);
-        assert!(
-            (g - expected).abs() < 1e-9,
-            "{prompts:?}: {g} vs NLTK {expected}"
-        );
+    // The cases and NLTK's values come from tools/golden/self_bleu.py (NLTK's sentence_bleu,
+    // smoothing method1, each prompt against all the others).
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/self_bleu.json");
+    let golden: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect(path)).expect(path);
+    let cases = golden["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 8, "{path}: too few cases");
+    for case in cases {
+        let prompts: Vec<&str> = case["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        let got = self_bleu(&prompts);
+        match case["self_bleu"].as_f64() {
+            Some(expected) => {
+                let g = got.unwrap_or(f64::NAN);
+                assert!(
+                    (g - expected).abs() < 1e-9,
+                    "{prompts:?}: {g} vs NLTK {expected}"
+                );
+            }
+            None => assert_eq!(got, None, "{prompts:?}: undefined for fewer than two"),
+        }
     }
-    assert_eq!(self_bleu(&[]), None);
-    assert_eq!(self_bleu(&["only one"]), None);
 }
 
 // ---------------------------------------------------------------------------------------------

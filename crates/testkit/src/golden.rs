@@ -112,3 +112,20 @@ pub fn read_png(path: &Path) -> art_core::Image {
     buf.truncate(info.buffer_size());
     art_core::Image::new(info.width, info.height, buf).unwrap()
 }
+
+/// A copy of the model folder `model` in which every value of the tensor `tensor` of the
+/// safetensors file `file` is NaN (same shape and dtype): a model whose forward returns NaN,
+/// for the tests that a judge or a generator refuses non-finite numbers.
+pub fn poisoned_copy(model: &Path, file: &str, tensor: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(model, tmp.path());
+    let path = tmp.path().join(file);
+    let mut tensors = read_tensors(&path);
+    let t = tensors
+        .get(tensor)
+        .unwrap_or_else(|| panic!("{}: no tensor {tensor}", path.display()));
+    let nan = (t.ones_like().unwrap() * f64::NAN).unwrap();
+    tensors.insert(tensor.to_string(), nan);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    tmp
+}

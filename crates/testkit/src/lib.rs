@@ -21,6 +21,7 @@ pub mod contract;
 pub mod fixture;
 #[cfg(feature = "golden")]
 pub mod golden;
+pub mod inputs;
 
 /// The process's peak resident memory in MiB (Linux `VmHWM`), for benchmarks to report.
 pub fn peak_rss_mib() -> Option<f64> {

@@ -136,6 +136,9 @@ pub trait ClipScorer: std::fmt::Debug + Send + Sync {
     type Scores;
     /// The numbers of an image embedding (not normalized) of the backbone's width.
     fn scores(&self, embedding: &[f32]) -> Self::Scores;
+    /// Every number of `scores` the judgement reads, for the finiteness check of
+    /// [`ClipJudge::scores`] (a maximum over NaN, or a comparison with it, would read as safe).
+    fn values(&self, scores: &Self::Scores) -> Vec<f32>;
     /// The judgement of these numbers.
     fn judge(&self, scores: &Self::Scores) -> JudgeScore;
 }
@@ -189,7 +192,11 @@ impl<S: ClipScorer> ClipJudge<S> {
             .preprocess
             .preprocess(image)
             .map_err(ModelError::Compute)?;
-        Ok(self.scores_of_embedding(&self.backbone.embed(&px)?))
+        let embedding = self.backbone.embed(&px)?;
+        art_nn::finite("the CLIP image embedding", &embedding)?;
+        let scores = self.scores_of_embedding(&embedding);
+        art_nn::finite("the judge's scores", &self.scorer.values(&scores))?;
+        Ok(scores)
     }
 
     /// The judgement of these numbers.

@@ -211,6 +211,10 @@ impl ClipScorer for MultiHeadedScorer {
         }
     }
 
+    fn values(&self, s: &MhscScores) -> Vec<f32> {
+        s.probs.iter().map(|p| p.1).collect()
+    }
+
     /// Unsafe when any head fires (its probability above the threshold); the score is the
     /// highest probability.
     fn judge(&self, s: &MhscScores) -> JudgeScore {

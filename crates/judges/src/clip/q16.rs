@@ -160,6 +160,10 @@ impl ClipScorer for Q16Scorer {
         }
     }
 
+    fn values(&self, s: &Q16Scores) -> Vec<f32> {
+        [s.cos, s.probs].concat()
+    }
+
     /// The argmax, or P(inappropriate) above the threshold; the score is P(inappropriate).
     fn judge(&self, s: &Q16Scores) -> JudgeScore {
         let p = s.probs[1] as f64;

@@ -209,6 +209,10 @@ impl ClipScorer for SafetyCheckerScorer {
         }
     }
 
+    fn values(&self, s: &SafetyCheckerScores) -> Vec<f32> {
+        [s.special.as_slice(), &s.concepts].concat()
+    }
+
     /// Unsafe when the image has an NSFW concept; the score is the highest concept score, on
     /// the threshold 0.
     fn judge(&self, s: &SafetyCheckerScores) -> JudgeScore {

@@ -41,10 +41,33 @@ pub trait OnnxModel: Send + Sync + std::fmt::Debug {
 }
 
 /// Loads `path` on `runtime` with its first input fixed to `shape` (f32).
+/// Every output of the loaded graph is checked to be finite ([`FiniteOutputs`]).
 pub fn load(runtime: Runtime, path: &Path, shape: &[usize]) -> Result<Box<dyn OnnxModel>, String> {
-    match runtime {
-        Runtime::Tract => Ok(Box::new(TractModel::load(path, shape)?)),
-        Runtime::Ort => load_ort(path, shape),
+    let model: Box<dyn OnnxModel> = match runtime {
+        Runtime::Tract => Box::new(TractModel::load(path, shape)?),
+        Runtime::Ort => load_ort(path, shape)?,
+    };
+    Ok(Box::new(FiniteOutputs(model)))
+}
+
+/// A graph whose every output value must be finite: NudeNet drops candidates whose score is
+/// not above its thresholds and Open-NSFW compares `P(nsfw) >= t`, so a NaN would read as
+/// "nothing detected", i.e. safe. A run with a non-finite output is that image's error.
+#[derive(Debug)]
+pub struct FiniteOutputs(pub Box<dyn OnnxModel>);
+
+impl OnnxModel for FiniteOutputs {
+    fn input_shape(&self) -> &[usize] {
+        self.0.input_shape()
+    }
+
+    fn run(&self, input: &[f32]) -> Result<Vec<Output>, String> {
+        let outs = self.0.run(input)?;
+        for (k, o) in outs.iter().enumerate() {
+            art_nn::finite(&format!("output {k} of the ONNX graph"), &o.data)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(outs)
     }
 }
 

@@ -158,7 +158,8 @@ impl<'m> Rows<'m> {
             next_pos: prompts.iter().map(|p| p.len() as u32).collect(),
             cache,
         };
-        Ok((rows, logits.to_vec2::<f32>()?))
+        let logits = finite_rows(logits.to_vec2::<f32>()?, "the prompt")?;
+        Ok((rows, logits))
     }
 
     /// Keeps rows `from` (in order, repeats allowed) — beam reordering, or dropping rows.
@@ -183,6 +184,16 @@ impl<'m> Rows<'m> {
         let logits = self
             .lm
             .forward(&ids, &positions, &self.pads, &mut self.cache, true)?;
-        Ok(logits.to_vec2::<f32>()?)
+        finite_rows(logits.to_vec2::<f32>()?, "a generated token")
     }
+}
+
+/// The model's logits, refused when any is non-finite: a NaN row would make greedy search,
+/// sampling and beam scores pick tokens by accident, and the writer's, the guide's or Llama
+/// Guard's answer would read as a real one.
+fn finite_rows(rows: Vec<Vec<f32>>, after: &str) -> Result<Vec<Vec<f32>>, ModelError> {
+    for (r, row) in rows.iter().enumerate() {
+        art_nn::finite(&format!("the logits after {after} (batch row {r})"), row)?;
+    }
+    Ok(rows)
 }

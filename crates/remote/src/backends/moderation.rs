@@ -39,11 +39,30 @@ impl Moderation {
             .ok_or_else(|| {
                 RoleError::new(format!("{}: the answer has no category_scores", self.name))
             })?;
-        let score = scores
+        // Every counted score must be a number, and every configured category must be in
+        // the answer: one left out, or sent as null, would otherwise count as 0 ("safe").
+        let mut score = 0.0f64;
+        for (k, v) in scores.iter().filter(|(k, _)| self.counted(k)) {
+            let x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                RoleError::new(format!(
+                    "{}: category_scores.{k} is {v}, not a finite number",
+                    self.name
+                ))
+            })?;
+            score = score.max(x);
+        }
+        if let Some(c) = self
+            .cfg
+            .categories
             .iter()
-            .filter(|(k, _)| self.counted(k))
-            .filter_map(|(_, s)| s.as_f64())
-            .fold(0.0, f64::max);
+            .find(|c| !scores.contains_key(*c))
+        {
+            return Err(RoleError::new(format!(
+                "{}: the answer has no score for the category `{c}` (it scores {})",
+                self.name,
+                scores.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         let unsafe_ = match self.cfg.threshold {
             Some(t) => score >= t,
             None => {
